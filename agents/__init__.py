@@ -1,0 +1,1 @@
+"""Wolves (worker agents) and the model fallback chain they and the bot share."""
