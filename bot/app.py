@@ -1,0 +1,163 @@
+"""Assembles the bot from its configuration and runs it.
+
+Areas that are not configured (NATS, Gitea, models) simply contribute nothing: `!status`
+says `not configured` and their commands are absent from `!help`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+from pathlib import Path
+
+from bot.commands import CommandRegistry, builtin, review, trust
+from bot.config import FleetConfig, TrustPolicy
+from bot.crosssign.api import ensure_identity
+from bot.crosssign.operators import OperatorTrust
+from bot.crosssign.verify import IdentityPins
+from bot.log import fields
+from bot.matrix.client import MatrixShell
+from bot.matrix.state import BotState
+from bot.pipeline import Pipeline
+from bot.pipeline.guard import CrisisGuard
+from bot.pipeline.message import Reply
+from bot.pipeline.report import Reporter
+from bot.safety.holds import HoldStore
+from bot.services import BotServices, Soul
+
+log = logging.getLogger(__name__)
+
+
+class BotApp:
+    def __init__(self, cfg: FleetConfig) -> None:
+        self.cfg = cfg
+        cfg.bot_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.state = BotState(cfg.bot_dir / "bot.db")
+        self.matrix = MatrixShell(cfg, self.state)
+        self.soul = Soul.load(cfg.soul)
+        self.holds = HoldStore(
+            Path(cfg.safety.holds_db) if cfg.safety.holds_db else cfg.bot_dir / "holds.db"
+        )
+        self.services = BotServices(config=cfg, soul=self.soul, matrix=self.matrix)
+        self.registry = CommandRegistry()
+        builtin.register(self.registry)
+        review.register(self.registry, self.holds)
+        self.reporter = Reporter(self.matrix.send, cfg.operators_room)
+        self.pipeline: Pipeline | None = None
+        self.identity: OperatorTrust | None = None
+        self.identity_result: object | None = None
+        self._closers: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.matrix.start()
+        self.services.health["homeserver"] = self._homeserver_health
+        guard = CrisisGuard(self.cfg.safety, self.holds, self.matrix.homeserver_name())
+        self.pipeline = Pipeline(
+            guard, frozenset(self.cfg.operators), self.registry, self.services, self.reporter
+        )
+        self.matrix.on_new_device = self._announce_new_device
+        await self._cross_signing()
+        log.info(
+            "bot_started",
+            extra=fields(
+                user=self.cfg.matrix.user_id,
+                device=self.matrix.device_id,
+                soul_sha256=self.soul.sha256,
+            ),
+        )
+
+    async def run(self) -> None:
+        assert self.pipeline is not None, "start() first"
+        await self.matrix.run(self.pipeline.handle, self.pipeline.handle_undecryptable)
+
+    async def close(self) -> None:
+        self.matrix.stop()
+        await self.matrix.close()
+        self.holds.close()
+        self.state.close()
+
+    async def _cross_signing(self) -> None:
+        """Sign our device with our own identity, and trust operators by theirs."""
+        cfg, nio = self.cfg, self.matrix.nio
+        password = cfg.matrix.password.get() if cfg.matrix.password is not None else None
+        try:
+            result = await ensure_identity(
+                cfg.matrix.homeserver,
+                nio.access_token,
+                nio.user_id,
+                nio.device_id,
+                cfg.bot_dir,
+                password,
+            )
+        except Exception as exc:  # the bot still works; Element will show it unverified
+            log.error("cross_signing_failed", extra=fields(error=f"{type(exc).__name__}: {exc}"))
+        else:
+            self.identity_result = result
+            if result.problem:
+                log.error("cross_signing_problem", extra=fields(problem=result.problem))
+            else:
+                log.info("cross_signing_ok", extra=fields(master=result.master_fingerprint))
+        policy = cfg.matrix.trust.policy
+        if policy is TrustPolicy.TOFU:
+            return
+        pins = IdentityPins.load(cfg.bot_dir / "identity_pins.json")
+        for user, key in cfg.matrix.trust.pinned_identities.items():
+            pins.pin(user, key)
+        self.identity = OperatorTrust(
+            cfg.matrix.homeserver,
+            nio.access_token,
+            pins,
+            allow_unsigned_devices=cfg.matrix.trust.allow_unsigned_devices,
+            pin_on_first_sight=policy is TrustPolicy.IDENTITY_TOFU,
+        )
+        self.matrix.identity_trust = self.identity
+        self.matrix.on_identity_notice = self._identity_notice
+        trust.register(self.registry, self.identity, self.matrix.apply_trust)
+
+    async def _identity_notice(self, text: str) -> None:
+        rooms = [self.cfg.operators_room] if self.cfg.operators_room else self.matrix.joined_rooms()
+        for room_id in rooms:
+            if room_id is not None:
+                await self.matrix.send(Reply(room_id, text))
+
+    async def _homeserver_health(self) -> tuple[bool, str]:
+        try:
+            resp = await asyncio.wait_for(self.matrix.nio.whoami(), 5)
+        except (TimeoutError, OSError) as exc:
+            return False, type(exc).__name__
+        ok = getattr(resp, "user_id", None) == self.cfg.matrix.user_id
+        return ok, "reachable" if ok else str(resp)
+
+    async def _announce_new_device(self, user_id: str, device_id: str, fp: str) -> None:
+        text = (
+            f"Operator {user_id} has a new device {device_id} (key {fp}). It is trusted under "
+            f"the `{self.cfg.matrix.trust.policy.value}` policy; if this wasn't you, tell the "
+            "other operators now."
+        )
+        rooms = (
+            [self.cfg.operators_room]
+            if self.cfg.operators_room
+            else [rid for rid, room in self.matrix.nio.rooms.items() if user_id in room.users]
+        )
+        for room_id in rooms:
+            if room_id is not None:
+                await self.matrix.send(Reply(room_id, text))
+
+
+async def run_forever(cfg: FleetConfig) -> None:
+    """`fleet bot`: run until SIGINT/SIGTERM, then stop cleanly."""
+    app = BotApp(cfg)
+    await app.start()
+    loop = asyncio.get_running_loop()
+    runner = asyncio.create_task(app.run())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(sig, runner.cancel)
+    try:
+        await runner
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await app.close()

@@ -1,0 +1,1 @@
+"""Local servers for `fleet up`, the demo, the tests and the benchmarks."""

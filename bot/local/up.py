@@ -1,0 +1,190 @@
+"""`fleet up` and `fleet demo`: the whole fleet on this machine, on embedded defaults.
+
+Everything lives under one state directory (default `./.fleet/`) and is reused by the next
+run: the homeserver's database, the accounts (passwords generated once, stored 0600), the
+bot's device and keys. Ctrl-C stops every process this command started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.config import FleetConfig, load_config
+from bot.local.nats import NatsServer
+from bot.local.proc import ServerStartError, free_port
+from bot.local.synapse import Account, SynapseServer
+from bot.secrets import write_private
+from bot.testing.botrunner import BotRunner
+
+REPO = Path(__file__).resolve().parents[2]
+BOT = "hermes"
+OPERATOR = "operator"
+
+
+def _port_or_free(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+class LocalFleet:
+    """Starts the servers, makes the accounts and the config; stops all on exit."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir.resolve()
+        self.ports_path = self.state_dir / "ports.json"
+        self.accounts_path = self.state_dir / "accounts.json"
+        self.config_path = self.state_dir / "config.yaml"
+        self.synapse: SynapseServer | None = None
+        self.nats: NatsServer | None = None
+        self.accounts: dict[str, Account] = {}
+        self.new_accounts = False
+
+    def _ports(self) -> dict[str, int]:
+        if self.ports_path.exists():
+            saved: dict[str, int] = json.loads(self.ports_path.read_text())
+            return {
+                "synapse": _port_or_free(saved["synapse"]),
+                "nats": _port_or_free(saved["nats"]),
+            }
+        ports = {"synapse": _port_or_free(8008), "nats": _port_or_free(4222)}
+        write_private(self.ports_path, json.dumps(ports))
+        return ports
+
+    async def __aenter__(self) -> LocalFleet:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ports = self._ports()
+        self.nats = NatsServer(self.state_dir / "nats", port=ports["nats"])
+        self.synapse = SynapseServer(self.state_dir / "synapse", port=ports["synapse"])
+        try:
+            await self.nats.start()
+            await self.synapse.start()
+            await self._accounts()
+            self._write_config()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.synapse is not None:
+            await self.synapse.stop()
+        if self.nats is not None:
+            await self.nats.stop()
+
+    async def _accounts(self) -> None:
+        assert self.synapse is not None
+        if self.accounts_path.exists():
+            saved = json.loads(self.accounts_path.read_text())
+            self.accounts = {k: Account(**v) for k, v in saved.items()}
+            return
+        for role, localpart in (("bot", BOT), ("operator", OPERATOR)):
+            self.accounts[role] = await self.synapse.register(
+                localpart, password=secrets.token_urlsafe(18)
+            )
+        write_private(
+            self.accounts_path,
+            json.dumps({k: v.__dict__ for k, v in self.accounts.items()}, indent=1),
+        )
+        write_private(self.state_dir / "bot-password", self.accounts["bot"].password)
+        self.new_accounts = True
+
+    def render_config(self) -> dict[str, Any]:
+        assert self.synapse is not None and self.nats is not None
+        return {
+            "state_dir": str(self.state_dir),
+            "soul": str(REPO / "SOUL.md"),
+            "matrix": {
+                "homeserver": self.synapse.url,
+                "user_id": self.accounts["bot"].user_id,
+                "password": {"file": str(self.state_dir / "bot-password")},
+                # A local fleet trusts operator devices on first sight, cross-signed or
+                # not, so a fresh Element login works at once.
+                "trust": {"policy": "identity-tofu", "allow_unsigned_devices": True},
+            },
+            "operators": [self.accounts["operator"].user_id],
+            # "nats": {"servers": [self.nats.url]},  (wired when the bus lands)
+        }
+
+    def _write_config(self) -> None:
+        write_private(self.config_path, yaml.safe_dump(self.render_config(), sort_keys=False))
+
+    def load(self) -> FleetConfig:
+        return load_config(self.config_path)
+
+    def instructions(self) -> str:
+        assert self.synapse is not None
+        op = self.accounts["operator"]
+        lines = [
+            "",
+            "Hermes fleet is up.",
+            f"  Homeserver (Element: 'Edit' the server): {self.synapse.url}",
+            f"  Operator user: {op.user_id}",
+        ]
+        if self.new_accounts:
+            lines.append(f"  Operator password: {op.password}   (shown once; stored 0600 in")
+            lines.append(f"      {self.accounts_path})")
+        else:
+            lines.append(f"  Operator password: stored in {self.accounts_path}")
+        lines += [
+            f"  Bot: {self.accounts['bot'].user_id}: create a room and invite it, then type !help",
+            f"  State: {self.state_dir}    Ctrl-C stops everything.",
+            "",
+        ]
+        return "\n".join(lines)
+
+
+async def _with_fleet(
+    state_dir: Path, body: Callable[[LocalFleet, BotRunner], Awaitable[int]]
+) -> int:
+    async with LocalFleet(state_dir) as fleet:
+        from bot import log
+
+        cfg = fleet.load()
+        log.setup(cfg.log_level)
+        runner = BotRunner(cfg)
+        await runner.start()
+        try:
+            return await body(fleet, runner)
+        finally:
+            await runner.stop()
+
+
+async def _serve(fleet: LocalFleet, runner: BotRunner) -> int:
+    print(fleet.instructions(), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print("stopping ...", flush=True)
+    return 0
+
+
+async def _demo(fleet: LocalFleet, runner: BotRunner) -> int:
+    from bot.local.demo import run_demo
+
+    return await run_demo(fleet, runner)
+
+
+def up_main(state_dir: Path, demo: bool) -> int:
+    try:
+        return asyncio.run(_with_fleet(state_dir, _demo if demo else _serve))
+    except ServerStartError as exc:
+        print(f"fleet: {exc}", file=sys.stderr)
+        return 1

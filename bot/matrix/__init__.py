@@ -1,0 +1,1 @@
+"""The thin async shell around matrix-nio: login, store, sync, encryption, sending."""

@@ -1,0 +1,461 @@
+"""The async shell: everything that talks to the homeserver lives here.
+
+nio does the protocol (sync parsing, Olm/Megolm); this module decides *when*: one sync at a
+time, then crypto housekeeping, then every event of that batch through the pipeline, and
+only then the sync token is saved. That ordering is what makes restarts lose nothing and
+repeat nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    InviteMemberEvent,
+    JoinError,
+    LocalProtocolError,
+    LoginError,
+    MatrixRoom,
+    MegolmEvent,
+    OlmUnverifiedDeviceError,
+    RoomCreateError,
+    RoomMessageText,
+    RoomSendError,
+    RoomSendResponse,
+    SyncError,
+    SyncResponse,
+    WhoamiResponse,
+)
+from nio.crypto import OlmDevice
+
+from bot.config import FleetConfig
+from bot.log import fields
+from bot.matrix.state import BotState, Session, load_session, save_session
+from bot.matrix.trust import DeviceFacts, DeviceVerdict, decide_device, fingerprint
+from bot.pipeline.decrypt import from_event
+from bot.pipeline.message import Incoming, Reply, Undecryptable
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[Incoming], Awaitable[None]]
+UndecryptableHandler = Callable[[Undecryptable], Awaitable[None]]
+# Called with (user_id, device_id, fingerprint) when an operator shows a new trusted device.
+NewDeviceHandler = Callable[[str, str, str], Awaitable[None]]
+
+
+class IdentityTrust(Protocol):
+    """Identity-level trust (cross-signing): `(user_id, device) -> trusted?`, None = unknown."""
+
+    def __call__(self, user_id: str, device: OlmDevice) -> bool | None: ...
+
+    async def refresh(self, user_ids: Iterable[str]) -> object: ...
+
+    def take_announcements(self) -> list[str]: ...
+
+
+class MatrixError(RuntimeError):
+    """A homeserver answer we cannot work around (bad credentials, no such room...)."""
+
+
+@dataclass
+class _Pending:
+    room: MatrixRoom
+    event: RoomMessageText | MegolmEvent
+    retry: bool = False
+
+
+class MatrixShell:
+    def __init__(self, cfg: FleetConfig, state: BotState) -> None:
+        self.cfg = cfg
+        self.state = state
+        self.store_dir = cfg.bot_dir / "store"
+        self.session_path = cfg.bot_dir / "session.json"
+        self.client: AsyncClient | None = None
+        self._pending: list[_Pending] = []
+        # Events we could not decrypt yet, retried after each sync until a key arrives
+        # (bounded, oldest dropped): the sender was told and keys were requested.
+        self._awaiting_keys: dict[str, _Pending] = {}
+        self._stop = asyncio.Event()
+        self.synced = asyncio.Event()
+        # Set once the first sync batch has gone through the pipeline; stays set.
+        self.ready = asyncio.Event()
+        self.operators = frozenset(cfg.operators)
+        self.identity_trust: IdentityTrust | None = None
+        self.on_new_device: NewDeviceHandler | None = None
+        # Called with a changed-identity notice for the operators' room.
+        self.on_identity_notice: Callable[[str], Awaitable[None]] | None = None
+        self._identity_stale = True
+        self._send_lock = asyncio.Lock()
+        self._announcements: list[tuple[str, str, str]] = []
+
+    # -- login ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Log in once per device: later starts restore the saved session and crypto store."""
+        os.umask(0o077)
+        self.store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        config = AsyncClientConfig(
+            store_sync_tokens=False,  # we save it ourselves, after handling the batch
+            encryption_enabled=True,
+            max_limit_exceeded=None,  # keep retrying on 429, honouring retry_after_ms
+            request_timeout=60,
+        )
+        m = self.cfg.matrix
+        session = load_session(self.session_path)
+        client = AsyncClient(m.homeserver, m.user_id, store_path=str(self.store_dir), config=config)
+        self.client = client
+        try:
+            await self._login(client, session)
+        except BaseException:
+            await client.close()
+            raise
+        for path in self.store_dir.iterdir():
+            path.chmod(0o600)
+        if client.should_upload_keys:
+            await client.keys_upload()
+        client.add_event_callback(self._on_invite, InviteMemberEvent)
+        client.add_event_callback(self._on_message, (RoomMessageText, MegolmEvent))
+
+    async def _login(self, client: AsyncClient, session: Session | None) -> None:
+        m = self.cfg.matrix
+        if session is not None and session.user_id == m.user_id:
+            client.restore_login(session.user_id, session.device_id, session.access_token)
+            who = await client.whoami()
+            if not isinstance(who, WhoamiResponse):
+                raise MatrixError(
+                    f"saved session for {m.user_id} was rejected ({who}); delete "
+                    f"{self.session_path} to log in again as a new device"
+                )
+            log.info("session_restored", extra=fields(user=m.user_id, device=session.device_id))
+        elif m.access_token is not None:
+            token = m.access_token.get()
+            client.access_token = token
+            who = await client.whoami()
+            if not isinstance(who, WhoamiResponse) or not who.device_id:
+                raise MatrixError(f"access token for {m.user_id} was rejected")
+            client.restore_login(m.user_id, who.device_id, token)
+            save_session(self.session_path, Session(m.user_id, who.device_id, token))
+        else:
+            assert m.password is not None
+            resp = await client.login(m.password.get(), device_name=m.device_name)
+            if isinstance(resp, LoginError):
+                raise MatrixError(f"login as {m.user_id} failed: {resp.message}")
+            save_session(self.session_path, Session(m.user_id, resp.device_id, resp.access_token))
+            log.info("logged_in", extra=fields(user=m.user_id, device=resp.device_id))
+
+    @property
+    def nio(self) -> AsyncClient:
+        if self.client is None:
+            raise MatrixError("not started")
+        return self.client
+
+    @property
+    def device_id(self) -> str:
+        return str(self.nio.device_id)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- sync loop -----------------------------------------------------------------------
+
+    async def run(self, on_message: MessageHandler, on_undecryptable: UndecryptableHandler) -> None:
+        """Sync forever; a failed sync backs off and retries (homeservers restart too)."""
+        client = self.nio
+        since = self.state.sync_token
+        first = True
+        backoff = 1.0
+        while not self._stop.is_set():
+            timeout = 0 if first else self.cfg.matrix.sync_timeout_ms
+            try:
+                resp = await client.sync(timeout=timeout, since=since, full_state=first)
+            except (TimeoutError, OSError) as exc:
+                resp = SyncError(str(exc))
+            if not isinstance(resp, SyncResponse):
+                log.warning("sync_failed", extra=fields(error=str(resp), retry_in_s=backoff))
+                try:
+                    await asyncio.wait_for(self._stop.wait(), backoff)
+                except TimeoutError:
+                    pass
+                backoff = min(backoff * 2, 60.0)
+                continue
+            backoff = 1.0
+            await self._housekeeping()
+            batch, self._pending = self._pending, []
+            if since is None:
+                # A new device's first sync: the timeline is history from before this
+                # device existed (undecryptable for it, and not addressed to it).
+                batch = []
+            batch = self._keys_arrived() + batch
+            for item in batch:
+                await self._dispatch(item, on_message, on_undecryptable)
+            since = resp.next_batch
+            self.state.save_sync_token(since)
+            first = False
+            self.ready.set()
+            self.synced.set()
+            self.synced.clear()
+
+    async def _housekeeping(self) -> None:
+        """Keys first, so a message from a brand-new device can be attributed to it."""
+        client = self.nio
+        if client.should_upload_keys:
+            await client.keys_upload()
+        if client.should_query_keys:
+            await client.keys_query()
+            self._identity_stale = True
+        if client.should_claim_keys:
+            await client.keys_claim(client.get_users_for_key_claiming())
+        await client.send_to_device_messages()
+        await self._refresh_identities()
+        await self.apply_trust()
+        await self._flush_announcements()
+
+    async def _refresh_identities(self) -> None:
+        """Cross-signing keys are outside nio: fetch them when device lists changed."""
+        if self.identity_trust is None or not self._identity_stale:
+            return
+        operators_seen: set[str] = set()
+        for room in self.nio.rooms.values():
+            operators_seen.update(u for u in room.users if u in self.operators)
+        try:
+            await self.identity_trust.refresh(operators_seen)
+            self._identity_stale = False
+        except Exception:
+            log.exception("identity_refresh_failed")
+
+    def _keys_arrived(self) -> list[_Pending]:
+        """Events whose room key arrived since we last tried, now decrypted."""
+        ready = []
+        for event_id, item in list(self._awaiting_keys.items()):
+            assert isinstance(item.event, MegolmEvent)
+            try:
+                decrypted = self.nio.decrypt_event(item.event)
+            except Exception:
+                continue
+            del self._awaiting_keys[event_id]
+            if isinstance(decrypted, RoomMessageText):
+                ready.append(_Pending(item.room, decrypted, retry=True))
+        return ready
+
+    async def _dispatch(
+        self, item: _Pending, on_message: MessageHandler, on_undecryptable: UndecryptableHandler
+    ) -> None:
+        event = item.event
+        if not item.retry and self.state.was_handled(event.event_id):
+            return
+        joined = self.state.joined_at(item.room.room_id)
+        if joined is not None and event.server_timestamp < joined:
+            return  # history from before we were invited: not addressed to us
+        if isinstance(event, MegolmEvent):
+            # A key may have arrived in this very sync (to-device events come first).
+            try:
+                decrypted = self.nio.decrypt_event(event)
+                if isinstance(decrypted, RoomMessageText):
+                    event = decrypted
+            except Exception:
+                pass
+        msg = from_event(item.room, event, self.nio.user_id, self.resolve_device)
+        if msg is None:
+            return
+        self.state.mark_handled(event.event_id)
+        try:
+            if isinstance(msg, Undecryptable):
+                assert isinstance(event, MegolmEvent)
+                self._awaiting_keys[event.event_id] = item
+                while len(self._awaiting_keys) > 200:
+                    self._awaiting_keys.pop(next(iter(self._awaiting_keys)))
+                await on_undecryptable(msg)
+                try:
+                    await self.nio.request_room_key(event)
+                except LocalProtocolError:
+                    pass  # already requested for this session: one request is enough
+            else:
+                await on_message(msg)
+        except Exception:
+            log.exception("handler_failed", extra=fields(event_id=event.event_id))
+
+    async def _on_message(self, room: MatrixRoom, event: RoomMessageText | MegolmEvent) -> None:
+        self._pending.append(_Pending(room, event))
+
+    async def _on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
+        if event.state_key != self.nio.user_id or event.membership != "invite":
+            return
+        if event.sender not in self.operators:
+            log.info("invite_declined", extra=fields(room=room.room_id, inviter=event.sender))
+            await self.nio.room_leave(room.room_id)
+            return
+        resp = await self.nio.join(room.room_id)
+        if isinstance(resp, JoinError):
+            log.warning("join_failed", extra=fields(room=room.room_id, error=resp.message))
+            return
+        self.state.record_join(room.room_id, int(time.time() * 1000) - 2000)
+        log.info("joined", extra=fields(room=room.room_id, inviter=event.sender))
+
+    # -- trust ---------------------------------------------------------------------------
+
+    def resolve_device(self, user_id: str, sender_key: str | None) -> tuple[str | None, bool]:
+        if sender_key is None:
+            return None, False
+        for device in self.nio.device_store.active_user_devices(user_id):
+            if device.curve25519 == sender_key:
+                olm = self.nio.olm
+                assert olm is not None
+                return device.id, olm.is_device_verified(device) and not olm.is_device_blacklisted(
+                    device
+                )
+        return None, False
+
+    async def apply_trust(self) -> None:
+        """Decide every known device of every room member before anything is encrypted.
+
+        Announcements of new operator devices are queued, not sent here: this runs inside
+        the send path, which must not re-enter itself.
+        """
+        client = self.nio
+        policy = self.cfg.matrix.trust.policy.value
+        users: set[str] = set()
+        for room in client.rooms.values():
+            users.update(room.users)
+        # Our own other devices are dead stores of earlier installs: they get no keys.
+        for device in client.device_store.active_user_devices(client.user_id):
+            if device.id != client.device_id and not client.olm.is_device_blacklisted(device):
+                client.blacklist_device(device)
+        users.discard(client.user_id)
+        for user_id in users:
+            # Devices seen on the first pass for a user are first sight, not news.
+            known_before = self.state.has_devices_of(user_id)
+            for device in client.device_store.active_user_devices(user_id):
+                if self._decide(user_id, device, policy) and known_before:
+                    self._announcements.append((user_id, device.id, fingerprint(device.ed25519)))
+
+    async def _flush_announcements(self) -> None:
+        pending, self._announcements = self._announcements, []
+        if self.on_new_device is None:
+            return
+        for user_id, device_id, fp in pending:
+            await self.on_new_device(user_id, device_id, fp)
+        if self.identity_trust is not None and self.on_identity_notice is not None:
+            for notice in self.identity_trust.take_announcements():
+                await self.on_identity_notice(notice)
+
+    def _decide(self, user_id: str, device: OlmDevice, policy: str) -> bool:
+        """Apply the policy to one device; True when a device became trusted for the first time."""
+        client = self.nio
+        olm = client.olm
+        assert olm is not None
+        crossed = None
+        if user_id in self.operators and self.identity_trust is not None:
+            crossed = self.identity_trust(user_id, device)
+            if crossed is None:
+                self._identity_stale = True  # a device the last query did not know
+        facts = DeviceFacts(user_id, device.id, device.ed25519, user_id in self.operators, crossed)
+        decision = decide_device(facts, policy)
+        if decision.verdict is DeviceVerdict.TRUST:
+            # nio's default store keeps trust states as lists: clear every copy.
+            while olm.is_device_blacklisted(device):
+                client.unblacklist_device(device)
+            if olm.is_device_verified(device):
+                return False
+            client.verify_device(device)
+            log.info(
+                "device_trusted",
+                extra=fields(user=user_id, device=device.id, reason=decision.reason),
+            )
+            return self.state.remember_device(user_id, device.id, device.ed25519)
+        while olm.is_device_verified(device):
+            client.unverify_device(device)
+        if not olm.is_device_blacklisted(device):
+            client.blacklist_device(device)
+            log.info(
+                "device_distrusted",
+                extra=fields(user=user_id, device=device.id, reason=decision.reason),
+            )
+        return False
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send(self, reply: Reply) -> str | None:
+        content: dict[str, Any] = {"msgtype": "m.notice", "body": reply.text}
+        if reply.html is not None:
+            content["format"] = "org.matrix.custom.html"
+            content["formatted_body"] = reply.html
+        if reply.in_reply_to:
+            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply.in_reply_to}}
+        return await self.send_content(reply.room_id, content)
+
+    async def edit(self, room_id: str, event_id: str, text: str) -> str | None:
+        content = {
+            "msgtype": "m.notice",
+            "body": f"* {text}",
+            "m.new_content": {"msgtype": "m.notice", "body": text},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
+        }
+        return await self.send_content(room_id, content)
+
+    async def send_content(self, room_id: str, content: dict[str, Any]) -> str | None:
+        """Send into a room; in an encrypted room only trusted devices can read it.
+
+        nio itself retries 429s (honouring retry_after_ms). A device we have not decided
+        yet makes nio refuse; we decide it and try again rather than leak or drop.
+        """
+        client = self.nio
+        async with self._send_lock:
+            room = client.rooms.get(room_id)
+            if room is not None and room.encrypted and not room.members_synced:
+                await client.joined_members(room_id)
+            if client.should_query_keys:
+                await client.keys_query()
+                self._identity_stale = True
+            await self._refresh_identities()
+            await self.apply_trust()
+            for _ in range(3):
+                try:
+                    resp = await client.room_send(room_id, "m.room.message", content)
+                except OlmUnverifiedDeviceError:
+                    await self.apply_trust()
+                    continue
+                if isinstance(resp, RoomSendResponse):
+                    return str(resp.event_id)
+                assert isinstance(resp, RoomSendError)
+                log.warning("send_failed", extra=fields(room=room_id, error=resp.message))
+                return None
+        log.error("send_gave_up", extra=fields(room=room_id))
+        return None
+
+    async def create_room(
+        self, name: str, topic: str, invite: list[str], encrypted: bool = True
+    ) -> str:
+        initial_state = []
+        if encrypted:
+            initial_state.append(
+                {
+                    "type": "m.room.encryption",
+                    "state_key": "",
+                    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+                }
+            )
+        resp = await self.nio.room_create(
+            name=name, topic=topic, invite=invite, initial_state=initial_state
+        )
+        if isinstance(resp, RoomCreateError):
+            raise MatrixError(f"could not create room {name!r}: {resp.message}")
+        self.state.record_join(resp.room_id, int(time.time() * 1000) - 2000)
+        return str(resp.room_id)
+
+    def joined_rooms(self) -> list[str]:
+        return list(self.nio.rooms)
+
+    def homeserver_name(self) -> str:
+        return self.cfg.matrix.user_id.split(":", 1)[1]

@@ -1,0 +1,125 @@
+"""What the bot must remember across restarts, besides nio's own crypto store.
+
+The session (device id + access token) is what makes a restart reuse the same device. The
+sync token is saved only after every event of a sync batch went through the pipeline, and
+each handled event id is recorded before its command runs: together they mean a crash never
+loses an event and a restart never runs a command twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.secrets import write_private
+
+
+@dataclass(frozen=True)
+class Session:
+    user_id: str
+    device_id: str
+    access_token: str
+
+
+def load_session(path: Path) -> Session | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    return Session(data["user_id"], data["device_id"], data["access_token"])
+
+
+def save_session(path: Path, session: Session) -> None:
+    write_private(
+        path,
+        json.dumps(
+            {
+                "user_id": session.user_id,
+                "device_id": session.device_id,
+                "access_token": session.access_token,
+            }
+        ),
+    )
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS handled (event_id TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS joined (room_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS known_devices (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, ed25519 TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id)
+);
+"""
+
+
+class BotState:
+    """SQLite in WAL mode: each write is durable and cheap enough for the message path."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fresh = not path.exists()
+        self._db = sqlite3.connect(path, isolation_level=None)
+        if fresh:
+            os.chmod(path, 0o600)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def get(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM kv WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, key: str, value: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO kv(key, value) VALUES (?, ?)", (key, value))
+
+    @property
+    def sync_token(self) -> str | None:
+        return self.get("sync_token")
+
+    def save_sync_token(self, token: str) -> None:
+        self.put("sync_token", token)
+
+    def mark_handled(self, event_id: str) -> bool:
+        """Record an event as handled; False if it already was (then do nothing again)."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO handled(event_id, at) VALUES (?, ?)", (event_id, time.time())
+        )
+        return cur.rowcount == 1
+
+    def was_handled(self, event_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM handled WHERE event_id=?", (event_id,)).fetchone()
+        return row is not None
+
+    def prune_handled(self, older_than_s: float = 30 * 86400) -> None:
+        self._db.execute("DELETE FROM handled WHERE at < ?", (time.time() - older_than_s,))
+
+    def record_join(self, room_id: str, at_ms: int) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO joined(room_id, at_ms) VALUES (?, ?)", (room_id, at_ms)
+        )
+
+    def joined_at(self, room_id: str) -> int | None:
+        row = self._db.execute("SELECT at_ms FROM joined WHERE room_id=?", (room_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def remember_device(self, user_id: str, device_id: str, ed25519: str) -> bool:
+        """True when this device is new to us (so the room can be told)."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO known_devices(user_id, device_id, ed25519) VALUES (?, ?, ?)",
+            (user_id, device_id, ed25519),
+        )
+        return cur.rowcount == 1
+
+    def has_devices_of(self, user_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM known_devices WHERE user_id=? LIMIT 1", (user_id,)
+        ).fetchone()
+        return row is not None

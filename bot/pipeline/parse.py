@@ -1,0 +1,76 @@
+"""Stage 4: text -> command. Pure; the grammar is deliberately small.
+
+`!name args on the first line` with an optional body on the following lines (kept verbatim,
+so Markdown in an issue body survives).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+PREFIX = "!"
+_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    argline: str = field(repr=False)
+    body: str = field(repr=False, default="")
+
+    def args(self) -> list[str]:
+        """Shell-like words of the first line; unbalanced quotes fall back to plain split."""
+        try:
+            return shlex.split(self.argline)
+        except ValueError:
+            return self.argline.split()
+
+
+@dataclass(frozen=True)
+class NotACommand:
+    pass
+
+
+@dataclass(frozen=True)
+class BadCommand:
+    reason: str
+
+
+def looks_like_command(text: str) -> bool:
+    return text.lstrip().startswith(PREFIX)
+
+
+def parse(text: str) -> Command | NotACommand | BadCommand:
+    stripped = text.strip()
+    if not stripped.startswith(PREFIX):
+        return NotACommand()
+    first, _, rest = stripped.partition("\n")
+    head = first[len(PREFIX) :].strip()
+    if not head:
+        return BadCommand("a command name must follow `!`")
+    name, _, argline = head.partition(" ")
+    name = name.lower()
+    if not _NAME.match(name):
+        return BadCommand(f"`{name[:32]}` is not a command name")
+    return Command(name=name, argline=argline.strip(), body=rest.strip("\n"))
+
+
+def split_flags(words: list[str], flags: set[str]) -> tuple[list[str], dict[str, str]]:
+    """`--flag value` pairs out of a word list; raises ValueError naming a flag with no value."""
+    positional: list[str] = []
+    found: dict[str, str] = {}
+    it = iter(words)
+    for word in it:
+        if word.startswith("--"):
+            name = word[2:]
+            if name not in flags:
+                raise ValueError(f"unknown option --{name}")
+            value = next(it, None)
+            if value is None:
+                raise ValueError(f"--{name} needs a value")
+            found[name] = value
+        else:
+            positional.append(word)
+    return positional, found

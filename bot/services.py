@@ -1,0 +1,48 @@
+"""What command handlers may use: one object, so handlers stay testable without a network."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot import __version__
+
+if TYPE_CHECKING:
+    from bot.config import FleetConfig
+    from bot.matrix.client import MatrixShell
+
+# A health check answers (ok, one-line detail); it must not raise.
+HealthCheck = Callable[[], Awaitable[tuple[bool, str]]]
+
+
+@dataclass(frozen=True)
+class Soul:
+    text: str
+    sha256: str
+
+    @classmethod
+    def load(cls, path: Path) -> Soul:
+        data = path.read_bytes()
+        return cls(data.decode("utf-8"), hashlib.sha256(data).hexdigest())
+
+
+@dataclass
+class BotServices:
+    config: FleetConfig
+    soul: Soul
+    matrix: MatrixShell
+    started_at: float = field(default_factory=time.monotonic)
+    version: str = __version__
+    # name -> check; a service that is not configured has no check and shows as such.
+    health: dict[str, HealthCheck] = field(default_factory=dict)
+    # Extra `!status` sections contributed by areas (providers, agents, burns...).
+    status_sections: list[Callable[[], Awaitable[str]]] = field(default_factory=list)
+    # Area objects (forge client, bus, chain) by name, for their own commands.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def uptime_s(self) -> float:
+        return time.monotonic() - self.started_at

@@ -1,0 +1,1 @@
+"""Test doubles and scripted clients shared by tests, benchmarks and `fleet demo`."""

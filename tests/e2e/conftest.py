@@ -1,0 +1,83 @@
+"""End-to-end fixtures: a real bot, real operator clients, on the session's real Synapse."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import FleetConfig, parse_config
+from bot.testing.botrunner import BotRunner
+from bot.testing.operator import OperatorClient
+
+REPO = Path(__file__).resolve().parents[2]
+_counter = itertools.count()
+
+
+@dataclass
+class Fleet:
+    cfg: FleetConfig
+    runner: BotRunner
+    bot_user: str
+    operator: OperatorClient
+    outsider: OperatorClient
+    # A second operator account, not logged in until a test needs it.
+    operator2: Any
+    tmp: Path
+    homeserver: str
+
+    async def new_client(self, account: Any, name: str) -> OperatorClient:
+        client = OperatorClient(
+            self.homeserver, account.user_id, account.password, self.tmp / f"client-{name}"
+        )
+        await client.login(device_name=name)
+        return client
+
+
+def bot_config(
+    tmp: Path, homeserver: str, bot_user: str, password: str, operators: list[str], **extra: Any
+) -> FleetConfig:
+    secret = tmp / "bot-password"
+    secret.write_text(password)
+    secret.chmod(0o600)
+    data: dict[str, Any] = {
+        "state_dir": str(tmp / "state"),
+        "soul": str(REPO / "SOUL.md"),
+        "matrix": {
+            "homeserver": homeserver,
+            "user_id": bot_user,
+            "password": {"file": str(secret)},
+            "sync_timeout_ms": 3000,
+            "trust": {"policy": "tofu"},
+        },
+        "operators": operators,
+    }
+    data.update(extra)
+    return parse_config(data, "test")
+
+
+@pytest.fixture
+async def fleet(synapse: Any, tmp_path: Path) -> AsyncIterator[Fleet]:
+    n = next(_counter)
+    bot = await synapse.register(f"bot{n}")
+    op = await synapse.register(f"op{n}")
+    op2 = await synapse.register(f"optwo{n}")
+    out = await synapse.register(f"outsider{n}")
+    cfg = bot_config(tmp_path, synapse.url, bot.user_id, bot.password, [op.user_id, op2.user_id])
+    runner = BotRunner(cfg)
+    await runner.start()
+    operator = OperatorClient(synapse.url, op.user_id, op.password, tmp_path / "op")
+    outsider = OperatorClient(synapse.url, out.user_id, out.password, tmp_path / "out")
+    await operator.login()
+    await outsider.login()
+    fleet = Fleet(cfg, runner, bot.user_id, operator, outsider, op2, tmp_path, synapse.url)
+    try:
+        yield fleet
+    finally:
+        await operator.close()
+        await outsider.close()
+        await runner.stop()
