@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,13 @@ class Fleet:
 
 
 def bot_config(
-    tmp: Path, homeserver: str, bot_user: str, password: str, operators: list[str], **extra: Any
+    tmp: Path,
+    homeserver: str,
+    bot_user: str,
+    password: str,
+    operators: list[str],
+    trust: dict[str, Any] | None = None,
+    **extra: Any,
 ) -> FleetConfig:
     secret = tmp / "bot-password"
     secret.write_text(password)
@@ -52,7 +58,7 @@ def bot_config(
             "user_id": bot_user,
             "password": {"file": str(secret)},
             "sync_timeout_ms": 3000,
-            "trust": {"policy": "tofu"},
+            "trust": trust or {"policy": "tofu"},
         },
         "operators": operators,
     }
@@ -60,24 +66,44 @@ def bot_config(
     return parse_config(data, "test")
 
 
+FleetFactory = Callable[..., Awaitable[Fleet]]
+
+
 @pytest.fixture
-async def fleet(synapse: Any, tmp_path: Path) -> AsyncIterator[Fleet]:
-    n = next(_counter)
-    bot = await synapse.register(f"bot{n}")
-    op = await synapse.register(f"op{n}")
-    op2 = await synapse.register(f"optwo{n}")
-    out = await synapse.register(f"outsider{n}")
-    cfg = bot_config(tmp_path, synapse.url, bot.user_id, bot.password, [op.user_id, op2.user_id])
-    runner = BotRunner(cfg)
-    await runner.start()
-    operator = OperatorClient(synapse.url, op.user_id, op.password, tmp_path / "op")
-    outsider = OperatorClient(synapse.url, out.user_id, out.password, tmp_path / "out")
-    await operator.login()
-    await outsider.login()
-    fleet = Fleet(cfg, runner, bot.user_id, operator, outsider, op2, tmp_path, synapse.url)
+async def fleet_factory(synapse: Any, tmp_path: Path) -> AsyncIterator[FleetFactory]:
+    """Build a running bot plus clients; `trust` and extra config keys are per test."""
+    made: list[Fleet] = []
+
+    async def make(trust: dict[str, Any] | None = None, **extra: Any) -> Fleet:
+        n = next(_counter)
+        tmp = tmp_path / f"fleet{n}"
+        tmp.mkdir()
+        bot = await synapse.register(f"bot{n}")
+        op = await synapse.register(f"op{n}")
+        op2 = await synapse.register(f"optwo{n}")
+        out = await synapse.register(f"outsider{n}")
+        cfg = bot_config(
+            tmp, synapse.url, bot.user_id, bot.password, [op.user_id, op2.user_id], trust, **extra
+        )
+        runner = BotRunner(cfg)
+        await runner.start()
+        operator = OperatorClient(synapse.url, op.user_id, op.password, tmp / "op")
+        outsider = OperatorClient(synapse.url, out.user_id, out.password, tmp / "out")
+        await operator.login()
+        await outsider.login()
+        fleet = Fleet(cfg, runner, bot.user_id, operator, outsider, op2, tmp, synapse.url)
+        made.append(fleet)
+        return fleet
+
     try:
-        yield fleet
+        yield make
     finally:
-        await operator.close()
-        await outsider.close()
-        await runner.stop()
+        for fleet in made:
+            await fleet.operator.close()
+            await fleet.outsider.close()
+            await fleet.runner.stop()
+
+
+@pytest.fixture
+async def fleet(fleet_factory: FleetFactory) -> Fleet:
+    return await fleet_factory()
