@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
+
+from bot.log import JsonFormatter
 
 CRISIS_COMMAND = "!issue I can't do this anymore, I want to kill myself tonight"
 
 
-async def test_crisis_message_is_answered_held_and_never_executed(fleet) -> None:  # type: ignore[no-untyped-def]
+async def test_crisis_message_is_answered_held_and_never_executed(fleet, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG, logger="bot")
     room = await fleet.operator.create_encrypted_room("ops", [fleet.bot_user])
     await fleet.operator.wait_joined(room, fleet.bot_user)
 
@@ -40,6 +44,9 @@ async def test_crisis_message_is_answered_held_and_never_executed(fleet) -> None
     # Logs never held the text: the bot's holds database has no trace of it either.
     holds_db = fleet.cfg.bot_dir / "holds.db"
     assert b"kill myself" not in holds_db.read_bytes()
+    logged = [JsonFormatter().format(r) for r in caplog.records if r.name.startswith("bot")]
+    assert any("crisis_detected" in line for line in logged)
+    assert not any("kill myself" in line or "tonight" in line for line in logged)
 
 
 async def test_review_clear_lifts_a_hold(fleet) -> None:  # type: ignore[no-untyped-def]
