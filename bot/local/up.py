@@ -165,12 +165,12 @@ async def _with_fleet(
 
 
 async def _serve(fleet: LocalFleet, runner: BotRunner) -> int:
-    print(fleet.instructions(), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    print(fleet.instructions(), flush=True)
     await stop.wait()
     print("stopping ...", flush=True)
     return 0

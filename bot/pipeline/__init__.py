@@ -13,6 +13,7 @@ import time
 from collections import deque
 
 from bot.commands import CommandContext, CommandRegistry
+from bot.converse import Conversation
 from bot.log import fields
 from bot.pipeline.access import authorize, refusal
 from bot.pipeline.execute import execute
@@ -44,6 +45,8 @@ class Pipeline:
         self.registry = registry
         self.services = services
         self.reporter = reporter
+        # Set when a model chain is configured: non-command chat gets a guarded answer.
+        self.conversation: Conversation | None = None
         # Bot's own processing time per message (received -> send call), for the benchmark.
         self.processing_s: deque[float] = deque(maxlen=10_000)
 
@@ -71,6 +74,10 @@ class Pipeline:
 
         parsed = parse(msg.body)
         if isinstance(parsed, NotACommand):
+            if self.conversation is not None and self._addressed(msg):
+                text = await self.conversation.reply(msg, guarded.verdict)
+                self._mark(t0)
+                await self.reporter.reply(Reply(msg.room_id, text, msg.event_id))
             return
         if isinstance(parsed, BadCommand):
             self._mark(t0)
@@ -85,6 +92,13 @@ class Pipeline:
         text = await execute(CommandContext(msg, parsed, self.services), self.registry)
         self._mark(t0)
         await self.reporter.reply(Reply(msg.room_id, text, msg.event_id))
+
+    def _addressed(self, msg: Incoming) -> bool:
+        """Chat is for the bot in a direct room, or when it is mentioned by name."""
+        if msg.is_direct:
+            return True
+        own = self.services.matrix.nio.user_id
+        return own in msg.body or own.split(":")[0][1:] in msg.body.lower()
 
     async def handle_undecryptable(self, event: Undecryptable) -> None:
         log.info(

@@ -1,0 +1,1 @@
+"""Burn night on the bot side: start a burn, follow its results, report them in one message."""

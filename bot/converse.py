@@ -1,0 +1,63 @@
+"""Conversation: operator chat that is not a command goes to a model, guarded both ways.
+
+The crisis guard has already screened the input. The output guard checks the model's reply
+before anyone sees it: a reply that gives methods, validates despair, or lacks a crisis line
+where one is needed is replaced by the protocol message. Conversations only reach models
+that passed `fleet safety-test`, and direct messages count as sensitive (never sent to a
+provider that logs prompts).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.log import fields
+from bot.pipeline.message import Incoming
+from bot.safety import Level, Verdict
+from bot.safety.protocol import SafetyConfig, guard_model_reply
+
+log = logging.getLogger(__name__)
+
+
+class Answer(Protocol):
+    text: str
+    provider: str
+    model: str
+
+
+# (messages, sensitive) -> answer; the fallback chain, restricted to models marked ready.
+Complete = Callable[[list[dict[str, str]], bool], Awaitable[Answer]]
+
+
+@dataclass
+class Conversation:
+    complete: Complete
+    safety: SafetyConfig
+    # Rooms whose project is `privacy: local-only` also count as sensitive.
+    is_sensitive_room: Callable[[str], bool]
+
+    async def reply(self, msg: Incoming, verdict: Verdict | None) -> str:
+        crisis_context = verdict is not None and verdict.level is not Level.none
+        sensitive = msg.is_direct or self.is_sensitive_room(msg.room_id)
+        try:
+            answer = await self.complete([{"role": "user", "content": msg.body}], sensitive)
+        except Exception as exc:
+            log.warning(
+                "conversation_failed",
+                extra=fields(event_id=msg.event_id, error=type(exc).__name__),
+            )
+            return f"I can't reach a model right now ({type(exc).__name__}). Try again later."
+        guarded = guard_model_reply(answer.text, crisis_context, self.safety)
+        log.info(
+            "conversation_reply",
+            extra=fields(
+                event_id=msg.event_id,
+                provider=answer.provider,
+                model=answer.model,
+                replaced=guarded != answer.text,
+            ),
+        )
+        return guarded
