@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import yaml
-from bot.local.synapse import SynapseServer
 
 from bot.config import parse_config
+from bot.local.synapse import SynapseServer
 from bot.testing.botrunner import BotRunner
 from bot.testing.operator import OperatorClient
 

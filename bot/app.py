@@ -12,8 +12,10 @@ import signal
 from contextlib import suppress
 from pathlib import Path
 
+from agents.models.chain import Completion, FallbackChain
 from bot.commands import CommandRegistry, builtin, review, trust
 from bot.config import FleetConfig, TrustPolicy
+from bot.converse import Conversation
 from bot.crosssign.api import ensure_identity
 from bot.crosssign.operators import OperatorTrust
 from bot.crosssign.verify import IdentityPins
@@ -25,6 +27,8 @@ from bot.pipeline.guard import CrisisGuard
 from bot.pipeline.message import Reply
 from bot.pipeline.report import Reporter
 from bot.safety.holds import HoldStore
+from bot.safety.modelgate import readiness_path
+from bot.safety.modeltest import ReadinessStore
 from bot.services import BotServices, Soul
 
 log = logging.getLogger(__name__)
@@ -47,6 +51,7 @@ class BotApp:
         self.reporter = Reporter(self.matrix.send, cfg.operators_room)
         self.pipeline: Pipeline | None = None
         self.identity: OperatorTrust | None = None
+        self.chain: FallbackChain | None = None
         self.identity_result: object | None = None
         self._closers: list[asyncio.Task[None]] = []
 
@@ -59,6 +64,7 @@ class BotApp:
         )
         self.matrix.on_new_device = self._announce_new_device
         await self._cross_signing()
+        self._models()
         log.info(
             "bot_started",
             extra=fields(
@@ -75,8 +81,39 @@ class BotApp:
     async def close(self) -> None:
         self.matrix.stop()
         await self.matrix.close()
+        if self.chain is not None:
+            await self.chain.aclose()
         self.holds.close()
         self.state.close()
+
+    def _models(self) -> None:
+        """With providers configured: `!status` shows them, and operators can chat."""
+        cfg = self.cfg
+        if not cfg.fallback_providers:
+            return
+        self.chain = FallbackChain.from_config(
+            cfg.model, cfg.fallback_providers, cfg.chain, self.soul.text
+        )
+        chain = self.chain
+        readiness = ReadinessStore(readiness_path(cfg))
+
+        async def section() -> str:
+            ready = readiness.status()
+            text = chain.status_text()
+            untested = [n for n in chain.names if n not in ready]
+            failed = [n for n, ok in ready.items() if not ok and n in chain.names]
+            if untested or failed:
+                text += "\nNot ready for conversation (run `fleet safety-test`): " + ", ".join(
+                    [f"{n} (untested)" for n in untested] + [f"{n} (failed)" for n in failed]
+                )
+            return text
+
+        async def complete(messages: list[dict[str, str]], sensitive: bool) -> Completion:
+            return await chain.complete(messages, sensitive=sensitive, allow=readiness.is_ready)
+
+        self.services.status_sections.append(section)
+        assert self.pipeline is not None
+        self.pipeline.conversation = Conversation(complete, cfg.safety, lambda room: False)
 
     async def _cross_signing(self) -> None:
         """Sign our device with our own identity, and trust operators by theirs."""

@@ -106,7 +106,7 @@ def cmd_safety_test(args: argparse.Namespace) -> int:
 
 
 def cmd_chain_test(args: argparse.Namespace) -> int:
-    from agents.chain.cli import chain_test_main
+    from agents.models.cli import chain_test_main
 
     cfg = _load(args.config)
     return chain_test_main(cfg, break_primary=args.break_primary)

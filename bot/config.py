@@ -8,6 +8,7 @@ are errors (a typo must never pass silently) and every problem names its key pat
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,6 +19,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agents.models.config import ChainConfig, ModelConfig, ProviderConfig, chain_warnings
 from bot.safety.protocol import SafetyConfig
 from bot.secrets import SecretRef
 
@@ -97,6 +99,10 @@ class FleetConfig(_Section):
     # Where crisis alerts, new-device and changed-identity notices go.
     operators_room: str | None = None
     safety: SafetyConfig = Field(default_factory=SafetyConfig)
+    # The model fallback chain: the primary, then the others in order.
+    model: ModelConfig | None = None
+    fallback_providers: list[ProviderConfig] = Field(default_factory=list)
+    chain: ChainConfig = Field(default_factory=ChainConfig)
 
     @field_validator("operators")
     @classmethod
@@ -110,6 +116,17 @@ class FleetConfig(_Section):
             raise ValueError("not a room ID or alias (expected !id:server or #alias:server)")
         return value
 
+    @model_validator(mode="after")
+    def _model_provider_known(self) -> FleetConfig:
+        if self.model is not None:
+            names = {p.provider for p in self.fallback_providers}
+            if self.model.provider not in names:
+                raise ValueError(
+                    f"model.provider: {self.model.provider!r} is not one of fallback_providers "
+                    f"({', '.join(sorted(names)) or 'none configured'})"
+                )
+        return self
+
     @property
     def bot_dir(self) -> Path:
         return self.state_dir.expanduser() / "bot"
@@ -117,6 +134,8 @@ class FleetConfig(_Section):
     def warnings(self) -> list[str]:
         """Things that work but that a careful operator wants to hear about."""
         out: list[str] = []
+        if self.model is not None or self.fallback_providers:
+            out.extend(chain_warnings(self.model, self.fallback_providers))
         if self.operators_room is None:
             out.append("operators_room: not set; crisis alerts go to the room they came from")
         return out
@@ -199,6 +218,14 @@ def check_secrets(cfg: FleetConfig) -> list[ConfigProblem]:
         ("matrix.access_token", cfg.matrix.access_token),
     ]
     out = []
+    for i, p in enumerate(cfg.fallback_providers):
+        if p.api_key_env is not None and not os.environ.get(p.api_key_env):
+            out.append(
+                ConfigProblem(
+                    f"fallback_providers[{i}].api_key_env",
+                    f"secret not available (env:{p.api_key_env})",
+                )
+            )
     for path, ref in refs:
         if ref is not None and not ref.available():
             out.append(ConfigProblem(path, f"secret not available ({ref.describe()})"))

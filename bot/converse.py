@@ -23,9 +23,14 @@ log = logging.getLogger(__name__)
 
 
 class Answer(Protocol):
-    text: str
-    provider: str
-    model: str
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
 
 
 # (messages, sensitive) -> answer; the fallback chain, restricted to models marked ready.

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from typing import TYPE_CHECKING
 
 from bot.commands import CommandContext, CommandRegistry
-from bot.converse import Conversation
 from bot.log import fields
 from bot.pipeline.access import authorize, refusal
 from bot.pipeline.execute import execute
@@ -22,6 +22,9 @@ from bot.pipeline.message import Incoming, Reply, Undecryptable
 from bot.pipeline.parse import BadCommand, NotACommand, looks_like_command, parse
 from bot.pipeline.report import Reporter
 from bot.services import BotServices
+
+if TYPE_CHECKING:
+    from bot.converse import Conversation
 
 log = logging.getLogger(__name__)
 
