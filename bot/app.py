@@ -19,6 +19,7 @@ from bot.converse import Conversation
 from bot.crosssign.api import ensure_identity
 from bot.crosssign.operators import OperatorTrust
 from bot.crosssign.verify import IdentityPins
+from bot.forge.area import ForgeArea
 from bot.log import fields
 from bot.matrix.client import MatrixShell
 from bot.matrix.state import BotState
@@ -53,6 +54,10 @@ class BotApp:
         self.identity: OperatorTrust | None = None
         self.chain: FallbackChain | None = None
         self.identity_result: object | None = None
+        self.forge: ForgeArea | None = None
+        if cfg.gitea is not None:
+            self.forge = ForgeArea(cfg, self.matrix)
+            self.forge.register(self.registry, self.services)
         self._closers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -65,6 +70,8 @@ class BotApp:
         self.matrix.on_new_device = self._announce_new_device
         await self._cross_signing()
         self._models()
+        if self.forge is not None:
+            await self.forge.start()
         log.info(
             "bot_started",
             extra=fields(
@@ -80,6 +87,8 @@ class BotApp:
 
     async def close(self) -> None:
         self.matrix.stop()
+        if self.forge is not None:
+            await self.forge.close()
         await self.matrix.close()
         if self.chain is not None:
             await self.chain.aclose()
@@ -113,7 +122,12 @@ class BotApp:
 
         self.services.status_sections.append(section)
         assert self.pipeline is not None
-        self.pipeline.conversation = Conversation(complete, cfg.safety, lambda room: False)
+        forge = self.forge
+        self.pipeline.conversation = Conversation(
+            complete,
+            cfg.safety,
+            forge.is_sensitive_room if forge is not None else (lambda room: False),
+        )
 
     async def _cross_signing(self) -> None:
         """Sign our device with our own identity, and trust operators by theirs."""

@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agents.models.config import ChainConfig, ModelConfig, ProviderConfig, chain_warnings
+from bot.forge.config import GiteaConfig, ProjectConfig
 from bot.safety.protocol import SafetyConfig
 from bot.secrets import SecretRef
 
@@ -103,6 +104,9 @@ class FleetConfig(_Section):
     model: ModelConfig | None = None
     fallback_providers: list[ProviderConfig] = Field(default_factory=list)
     chain: ChainConfig = Field(default_factory=ChainConfig)
+    # The forge, and the projects whose repos and rooms the bot connects.
+    gitea: GiteaConfig | None = None
+    projects: dict[str, ProjectConfig] = Field(default_factory=dict)
 
     @field_validator("operators")
     @classmethod
@@ -125,6 +129,15 @@ class FleetConfig(_Section):
                     f"model.provider: {self.model.provider!r} is not one of fallback_providers "
                     f"({', '.join(sorted(names)) or 'none configured'})"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _projects_need_gitea(self) -> FleetConfig:
+        if self.projects and self.gitea is None:
+            raise ValueError("projects: configured, but there is no gitea: section to reach them")
+        for name in self.projects:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+                raise ValueError(f"projects.{name}: names use letters, digits, - and _")
         return self
 
     @property
@@ -217,6 +230,10 @@ def check_secrets(cfg: FleetConfig) -> list[ConfigProblem]:
         ("matrix.password", cfg.matrix.password),
         ("matrix.access_token", cfg.matrix.access_token),
     ]
+    if cfg.gitea is not None:
+        refs.append(("gitea.token", cfg.gitea.token))
+        if cfg.gitea.webhook is not None:
+            refs.append(("gitea.webhook.secret", cfg.gitea.webhook.secret))
     out = []
     for i, p in enumerate(cfg.fallback_providers):
         if p.api_key_env is not None and not os.environ.get(p.api_key_env):

@@ -128,3 +128,29 @@ def test_config_check_cli_accepts_the_example() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok" in result.stdout
+
+
+def test_forge_sections_are_validated_with_their_key_paths() -> None:
+    data = minimal()
+    data["projects"] = {"web": {"repo": "acme/web"}}
+    assert any("projects" in p and "gitea" in p for p in problems(data))
+    data["gitea"] = {"url": "gitea.local", "token": {"env": "T"}}
+    data["projects"] = {"web": {"repo": "not-a-repo", "room": "web", "privacy": "secret"}}
+    found = problems(data)
+    assert any(p.startswith("gitea.url") and "not a URL" in p for p in found), found
+    assert any(p.startswith("projects.web.repo") for p in found), found
+    assert any(p.startswith("projects.web.room") for p in found), found
+    assert any(p.startswith("projects.web.privacy") for p in found), found
+
+
+def test_gitea_secrets_are_checked_by_where_they_live(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HERMES_GITEA_TOKEN_T", raising=False)
+    monkeypatch.setenv("HERMES_MATRIX_PASSWORD", "x")
+    data = minimal()
+    data["gitea"] = {
+        "url": "https://gitea.example.org",
+        "token": {"env": "HERMES_GITEA_TOKEN_T"},
+        "webhook": {"secret": {"env": "HERMES_GITEA_TOKEN_T"}},
+    }
+    paths = [p.path for p in check_secrets(parse_config(data))]
+    assert paths == ["gitea.token", "gitea.webhook.secret"]

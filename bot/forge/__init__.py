@@ -1,0 +1,1 @@
+"""Gitea: the fleet's work lives there. Client, webhooks and their config."""
