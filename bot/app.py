@@ -13,7 +13,10 @@ from contextlib import suppress
 from pathlib import Path
 
 from agents.models.chain import Completion, FallbackChain
+from bot.burn.service import BurnService
+from bot.burn.store import BurnStore
 from bot.commands import CommandRegistry, builtin, review, trust
+from bot.commands import burn as burn_commands
 from bot.config import FleetConfig, TrustPolicy
 from bot.converse import Conversation
 from bot.crosssign.api import ensure_identity
@@ -55,6 +58,7 @@ class BotApp:
         self.chain: FallbackChain | None = None
         self.identity_result: object | None = None
         self.forge: ForgeArea | None = None
+        self.burns: BurnService | None = None
         if cfg.gitea is not None:
             self.forge = ForgeArea(cfg, self.matrix)
             self.forge.register(self.registry, self.services)
@@ -72,6 +76,7 @@ class BotApp:
         self._models()
         if self.forge is not None:
             await self.forge.start()
+        await self._burns()
         log.info(
             "bot_started",
             extra=fields(
@@ -87,6 +92,9 @@ class BotApp:
 
     async def close(self) -> None:
         self.matrix.stop()
+        if self.burns is not None:
+            await self.burns.close()
+            self.burns.store.close()
         if self.forge is not None:
             await self.forge.close()
         await self.matrix.close()
@@ -128,6 +136,29 @@ class BotApp:
             cfg.safety,
             forge.is_sensitive_room if forge is not None else (lambda room: False),
         )
+
+    async def _burns(self) -> None:
+        """Burns need the bus and the forge; without either, `!burn` is not offered."""
+        cfg = self.cfg
+        if cfg.bus is None or self.forge is None or cfg.gitea is None:
+            return
+        matrix = self.matrix
+
+        async def send(room: str, text: str, txn: str | None) -> str | None:
+            return await matrix.send(Reply(room, text), txn_id=txn)
+
+        async def alert(text: str, room: str) -> object:
+            return await self.reporter.alert_operators(text, room)
+
+        self.burns = BurnService(
+            cfg.bus, cfg.burn, BurnStore(cfg.bot_dir / "burns.db"), self.forge.client,
+            cfg.gitea.url, send, matrix.edit, alert,
+        )
+        await self.burns.start()
+        burn_commands.register(self.registry, self.burns, self.forge.projects)
+        self.services.health["nats"] = self.burns.health
+        self.services.status_sections.append(self.burns.status_text)
+        self.services.extras["burns"] = self.burns
 
     async def _cross_signing(self) -> None:
         """Sign our device with our own identity, and trust operators by theirs."""

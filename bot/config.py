@@ -19,7 +19,10 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from agents.bus.config import BusConfig
 from agents.models.config import ChainConfig, ModelConfig, ProviderConfig, chain_warnings
+from agents.settings import WolvesConfig
+from bot.burn.config import BurnConfig
 from bot.forge.config import GiteaConfig, ProjectConfig
 from bot.safety.protocol import SafetyConfig
 from bot.secrets import SecretRef
@@ -107,6 +110,10 @@ class FleetConfig(_Section):
     # The forge, and the projects whose repos and rooms the bot connects.
     gitea: GiteaConfig | None = None
     projects: dict[str, ProjectConfig] = Field(default_factory=dict)
+    # The NATS bus between the bot and the wolves; burns, and what wolves may do.
+    bus: BusConfig | None = None
+    burn: BurnConfig = Field(default_factory=BurnConfig)
+    wolves: WolvesConfig = Field(default_factory=WolvesConfig)
 
     @field_validator("operators")
     @classmethod

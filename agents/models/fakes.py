@@ -199,3 +199,22 @@ class FakeProvider:
                 content_type="application/json",
             )
         raise AssertionError(f"unknown behaviour {b.mode}")
+
+
+def triage_reply(body: dict[str, Any]) -> str:
+    """A rubric-valid triage that quotes the issue's title, as a good model would."""
+    prompt = str(body.get("messages", [{}])[-1].get("content", ""))
+    for message in body.get("messages", []):
+        if "Title: " in str(message.get("content", "")):
+            prompt = str(message["content"])
+            break
+    title = next(
+        (line[len("Title: ") :] for line in prompt.splitlines() if line.startswith("Title: ")),
+        "",
+    )
+    return (
+        "Evidence:\n"
+        f'- "{title}" (from the title)\n'
+        "Recommended next action: Reproduce it on the current main branch and add a test.\n"
+        "Confidence: medium\n"
+    )

@@ -454,7 +454,7 @@ class GiteaClient:
         repo: str,
         url: str,
         secret: str,
-        events: Sequence[str] = ("issues", "issue_comment"),
+        events: Sequence[str] = ("issues", "issue_assign", "issue_label", "issue_comment"),
     ) -> Hook:
         data = await self._json(
             "POST",

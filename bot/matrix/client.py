@@ -386,26 +386,34 @@ class MatrixShell:
 
     # -- sending -------------------------------------------------------------------------
 
-    async def send(self, reply: Reply) -> str | None:
+    async def send(self, reply: Reply, txn_id: str | None = None) -> str | None:
         content: dict[str, Any] = {"msgtype": "m.notice", "body": reply.text}
         if reply.html is not None:
             content["format"] = "org.matrix.custom.html"
             content["formatted_body"] = reply.html
         if reply.in_reply_to:
             content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply.in_reply_to}}
-        return await self.send_content(reply.room_id, content)
+        return await self.send_content(reply.room_id, content, txn_id)
 
-    async def edit(self, room_id: str, event_id: str, text: str) -> str | None:
+    async def edit(
+        self, room_id: str, event_id: str, text: str, txn_id: str | None = None
+    ) -> str | None:
         content = {
             "msgtype": "m.notice",
             "body": f"* {text}",
             "m.new_content": {"msgtype": "m.notice", "body": text},
             "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
         }
-        return await self.send_content(room_id, content)
+        return await self.send_content(room_id, content, txn_id)
 
-    async def send_content(self, room_id: str, content: dict[str, Any]) -> str | None:
+    async def send_content(
+        self, room_id: str, content: dict[str, Any], txn_id: str | None = None
+    ) -> str | None:
         """Send into a room; in an encrypted room only trusted devices can read it.
+
+        A `txn_id` makes the send idempotent: the homeserver answers a repeated transaction
+        id from the same device with the first event, so a message re-sent after a crash
+        (same id, kept in our store) is not posted twice.
 
         nio itself retries 429s (honouring retry_after_ms). A device we have not decided
         yet makes nio refuse; we decide it and try again rather than leak or drop.
@@ -422,7 +430,9 @@ class MatrixShell:
             await self.apply_trust()
             for _ in range(3):
                 try:
-                    resp = await client.room_send(room_id, "m.room.message", content)
+                    resp = await client.room_send(
+                        room_id, "m.room.message", content, tx_id=txn_id
+                    )
                 except OlmUnverifiedDeviceError:
                     await self.apply_trust()
                     continue

@@ -94,7 +94,8 @@ class Pipeline:
         )
         text = await execute(CommandContext(msg, parsed, self.services), self.registry)
         self._mark(t0)
-        await self.reporter.reply(Reply(msg.room_id, text, msg.event_id))
+        if text:  # empty: the command posted its own message (a burn's progress message)
+            await self.reporter.reply(Reply(msg.room_id, text, msg.event_id))
 
     def _addressed(self, msg: Incoming) -> bool:
         """Chat is for the bot in a direct room, or when it is mentioned by name."""

@@ -1,0 +1,18 @@
+"""`wolves:` in the config, kept apart from the wolf so loading a config stays light."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class WolvesConfig(BaseModel):
+    """`wolves:` in the config: how hard the fleet may work Gitea and the models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Triage comments the fleet may post per hour, per wolf. A wolf without limits is spam.
+    comments_per_hour: int = Field(120, ge=1)
+    # Tasks one wolf works on at once (its requests overlap; the model is the slow part).
+    concurrency: int = Field(2, ge=1, le=64)
+    # How long a task may wait for the model chain before it is put back.
+    model_deadline_s: float = Field(120.0, gt=0)

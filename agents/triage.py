@@ -1,0 +1,268 @@
+"""One task, start to finish: claim the issue, triage it through the chain, comment, release.
+
+The order of writes is what makes a crash harmless. The triage comment carries the task
+id, so a redelivered task that finds it finishes the bookkeeping instead of commenting
+again; the claim is re-checked before every write; the result goes out (and the task is
+acked by the caller) only after Gitea holds everything. No I/O here besides the Gitea
+client and the `complete` function handed in, so this runs the same in a wolf process,
+a test, or the benchmark.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from agents.bus.messages import Result, Task
+from agents.claim import (
+    claim_comment_body,
+    decide_after_claim,
+    decide_before_claim,
+    parse_claim,
+    still_mine,
+)
+from agents.models.chain import ChainError, Completion, NoPrivateProvider, RequestRejected
+from agents.rubric import RUBRIC_INSTRUCTIONS, check_triage, find_task_marker, format_comment
+from agents.rubric import repair_prompt as rubric_repair_prompt
+from bot.forge.client import Conflict, GiteaClient, GiteaError, GiteaUnavailable, NotFound
+from bot.forge.models import Comment, Issue
+from bot.safety import screen
+
+log = logging.getLogger("hermes.wolf")
+
+TRIAGED = "triaged"
+NEEDS_HUMAN = "needs-human"
+CRISIS_DETAIL = "crisis: the issue's text may be about someone's safety; not sent to a model"
+Complete = Callable[[list[dict[str, str]], bool], Awaitable[Completion]]
+Alive = Callable[[str], Awaitable[bool]]
+
+
+class Disposition(Enum):
+    ACK = "ack"  # finished (done, skipped, needs a human, or failed for good)
+    RETRY = "retry"  # put back with a delay: rate-limited or a dependency is down
+    TERM = "term"  # can never succeed: stop redelivering
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    disposition: Disposition
+    result: Result | None
+    retry_after_s: float = 0.0
+    reason: str = ""
+
+
+def assigned_label(wolf: str) -> str:
+    return f"assigned:{wolf}"
+
+
+def _is_fleet_comment(c: Comment) -> bool:
+    return parse_claim(c.body) is not None or find_task_marker(c.body) is not None
+
+
+def issue_sources(issue: Issue, comments: list[Comment]) -> list[str]:
+    """What the evidence may quote: the issue and people's comments, not the fleet's own."""
+    return [issue.title, issue.body, *(c.body for c in comments if not _is_fleet_comment(c))]
+
+
+def triage_prompt(repo: str, issue: Issue, comments: list[Comment]) -> str:
+    people = [c for c in comments if not _is_fleet_comment(c)]
+    parts = [
+        f"Triage this issue from the Gitea repository {repo}.",
+        "",
+        f"Title: {issue.title}",
+        f"Labels: {', '.join(n for n in issue.label_names if not n.startswith('assigned:'))}"
+        or "Labels: none",
+        "",
+        "Body:",
+        issue.body or "(empty)",
+    ]
+    if people:
+        parts += ["", "Comments:"] + [f"- {c.user}: {c.body}" for c in people]
+    parts += ["", RUBRIC_INSTRUCTIONS]
+    return "\n".join(parts)
+
+
+class CommentBudget:
+    """Comments allowed per hour; `None` from `take` means go ahead."""
+
+    async def take(self) -> float | None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Triager:
+    def __init__(
+        self,
+        wolf: str,
+        gitea: GiteaClient,
+        complete: Complete,
+        alive: Alive,
+        budget: CommentBudget | None = None,
+        sensitive: Callable[[Task], Awaitable[bool]] | None = None,
+        stale_after_s: float = 15.0,
+    ) -> None:
+        self.stale_after_s = stale_after_s
+        self.wolf = wolf
+        self.gitea = gitea
+        self.complete = complete
+        self.alive = alive
+        self.budget = budget
+        self.sensitive = sensitive
+
+    def _result(self, task: Task, outcome: str, detail: str = "", **kw: str | None) -> Result:
+        return Result.for_task(task, outcome, self.wolf, detail, **kw)  # type: ignore[arg-type]
+
+    async def run(self, task: Task) -> TaskOutcome:
+        try:
+            return await self._run(task)
+        except NotFound as exc:
+            return TaskOutcome(Disposition.TERM, self._result(task, "failed", str(exc)))
+        except GiteaUnavailable as exc:
+            return TaskOutcome(Disposition.RETRY, None, 10.0, f"gitea: {exc}")
+        except GiteaError as exc:
+            return TaskOutcome(Disposition.TERM, self._result(task, "failed", f"gitea: {exc}"))
+
+    async def _alive_set(self, names: set[str]) -> set[str]:
+        return {n for n in names if n == self.wolf or await self.alive(n)}
+
+    async def _run(self, task: Task) -> TaskOutcome:
+        owner, repo = task.repo.split("/", 1)
+        g = self.gitea
+        issue = await g.get_issue(owner, repo, task.issue_number)
+        comments = await g.list_comments(owner, repo, task.issue_number)
+        done = next((c for c in comments if find_task_marker(c.body) == task.task_id), None)
+        if done is not None:
+            # A redelivery after a crash: the comment exists, finish the bookkeeping only.
+            await self._finish(task, comments)
+            return TaskOutcome(
+                Disposition.ACK,
+                self._result(task, "done", "already triaged", comment_url=done.html_url),
+            )
+        if issue.state != "open":
+            return TaskOutcome(Disposition.ACK, self._result(task, "skipped", "issue is closed"))
+
+        others_on_task = {
+            c.wolf for c in (parse_claim(x.body) for x in comments)
+            if c is not None and c.task_id == task.task_id and c.wolf != self.wolf
+        }
+        if await self._alive_set(others_on_task) - {self.wolf}:
+            # Redelivered while its first wolf still looks alive: it stalled or just died.
+            # Come back when its heartbeat has had time to expire, rather than skip it.
+            return TaskOutcome(Disposition.RETRY, None, self.stale_after_s, "claim holder alive")
+        holders = {n.split(":", 1)[1] for n in issue.label_names if n.startswith("assigned:")}
+        live = await self._alive_set(holders)
+        pre = decide_before_claim(self.wolf, issue.label_names, live)
+        if not pre.proceed:
+            return TaskOutcome(Disposition.ACK, self._result(task, "skipped", pre.reason))
+
+        sources = issue_sources(issue, comments)
+        if any(screen(text).is_crisis for text in sources if text):
+            await g.add_labels(owner, repo, task.issue_number, [NEEDS_HUMAN])
+            return TaskOutcome(Disposition.ACK, self._result(task, "needs_human", CRISIS_DETAIL))
+
+        claim = await g.create_comment(
+            owner, repo, task.issue_number, claim_comment_body(self.wolf, task.task_id)
+        )
+        await g.add_labels(owner, repo, task.issue_number, [assigned_label(self.wolf)])
+        comments = await g.list_comments(owner, repo, task.issue_number)
+        claimers = {c.wolf for c in (parse_claim(x.body) for x in comments) if c is not None}
+        live = await self._alive_set(claimers)
+        outcome = decide_after_claim(self.wolf, [(c.id, c.body) for c in comments], live)
+        if not outcome.won:
+            await self._release(task, claim.id)
+            return TaskOutcome(
+                Disposition.ACK, self._result(task, "skipped", f"claimed by {outcome.winner}")
+            )
+        for stale_id in outcome.stale_comment_ids:
+            await g.delete_comment(owner, repo, stale_id)
+        for label in outcome.stale_labels:
+            await g.remove_label(owner, repo, task.issue_number, label)
+
+        # An exception from here on leaves the claim in place: a redelivery of this task
+        # (to us, or to another wolf once our heartbeat expired) picks it up.
+        return await self._triage(task, issue, comments, claim.id)
+
+    async def _triage(
+        self, task: Task, issue: Issue, comments: list[Comment], claim_id: int
+    ) -> TaskOutcome:
+        owner, repo = task.repo.split("/", 1)
+        sensitive = await self.sensitive(task) if self.sensitive is not None else False
+        messages = [{"role": "user", "content": triage_prompt(task.repo, issue, comments)}]
+        sources = issue_sources(issue, comments)
+        try:
+            answer = await self.complete(messages, sensitive)
+            check = check_triage(answer.text, sources)
+            if not check.ok:
+                messages += [
+                    {"role": "assistant", "content": answer.text},
+                    {"role": "user", "content": rubric_repair_prompt(check.problems)},
+                ]
+                answer = await self.complete(messages, sensitive)
+                check = check_triage(answer.text, sources)
+        except (NoPrivateProvider, RequestRejected) as exc:
+            await self._release(task, claim_id)
+            return TaskOutcome(Disposition.TERM, self._result(task, "failed", str(exc)))
+        except ChainError as exc:
+            await self._release(task, claim_id)
+            return TaskOutcome(Disposition.RETRY, None, 30.0, str(exc))
+        if not check.ok:
+            await self._release(task, claim_id)
+            detail = "rubric: " + "; ".join(check.problems)
+            return TaskOutcome(
+                Disposition.ACK,
+                self._result(task, "failed", detail, provider=answer.provider,
+                             model=answer.model),
+            )
+        assert check.triage is not None
+        if check.triage.confidence == "low":
+            await self.gitea.add_labels(owner, repo, task.issue_number, [NEEDS_HUMAN])
+            await self._release(task, claim_id)
+            return TaskOutcome(
+                Disposition.ACK,
+                self._result(task, "needs_human", "low confidence: " + check.triage.next_action,
+                             provider=answer.provider, model=answer.model),
+            )
+        if self.budget is not None:
+            wait = await self.budget.take()
+            if wait is not None:
+                await self._release(task, claim_id)
+                return TaskOutcome(Disposition.RETRY, None, wait, "comment budget spent")
+        current = await self.gitea.list_comments(owner, repo, task.issue_number)
+        alive = await self._alive_set(
+            {c.wolf for c in (parse_claim(x.body) for x in current) if c is not None}
+        )
+        if not still_mine(self.wolf, task.task_id, [(c.id, c.body) for c in current], alive):
+            return TaskOutcome(
+                Disposition.ACK, self._result(task, "skipped", "claim lost before commenting")
+            )
+        body = format_comment(check.triage, task.task_id, answer.provider, answer.model, self.wolf)
+        posted = await self.gitea.create_comment(owner, repo, task.issue_number, body)
+        await self._finish(task, current)
+        return TaskOutcome(
+            Disposition.ACK,
+            self._result(task, "done", check.triage.next_action, comment_url=posted.html_url,
+                         provider=answer.provider, model=answer.model),
+        )
+
+    async def _finish(self, task: Task, comments: list[Comment]) -> None:
+        owner, repo = task.repo.split("/", 1)
+        await self.gitea.add_labels(owner, repo, task.issue_number, [TRIAGED])
+        # The task is done: every claim on it goes, ours and a crashed wolf's alike.
+        claims = [
+            (c.id, claim.wolf) for c in comments
+            if (claim := parse_claim(c.body)) is not None
+            and (claim.wolf == self.wolf or claim.task_id == task.task_id)
+        ]
+        for wolf in {self.wolf} | {w for _, w in claims}:
+            await self.gitea.remove_label(owner, repo, task.issue_number, assigned_label(wolf))
+        for comment_id, _ in claims:
+            await self.gitea.delete_comment(owner, repo, comment_id)
+
+    async def _release(self, task: Task, claim_id: int) -> None:
+        owner, repo = task.repo.split("/", 1)
+        await self.gitea.remove_label(owner, repo, task.issue_number, assigned_label(self.wolf))
+        await self.gitea.delete_comment(owner, repo, claim_id)
+
+
+__all__ = ["Conflict", "Disposition", "TaskOutcome", "Triager", "triage_prompt"]

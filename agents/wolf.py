@@ -1,0 +1,267 @@
+"""`fleet wolf`: a worker that takes its tier's tasks from JetStream and triages them.
+
+A thin async shell around `agents.triage.Triager`: it pulls tasks from the tier's shared
+durable consumer (each task reaches one wolf), tells JetStream a long task is in progress,
+publishes the result, and acks only after that. A rate-limited task goes back with a
+delay; a task that can never succeed is terminated with a failed result; a task that hits
+its last delivery reports failure instead of vanishing, so a burn always completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from agents.bus.config import BusConfig
+from agents.bus.connect import connect
+from agents.bus.messages import AgentRecord, BadMessage, Result, Task, publish_result, utcnow
+from agents.bus.registry import Heartbeat, Registry
+from agents.bus.streams import ensure_streams, pull_tasks
+from agents.models.chain import Completion, FallbackChain
+from agents.triage import CommentBudget, Disposition, TaskOutcome, Triager
+from bot.forge.client import GiteaClient
+from bot.log import fields
+
+log = logging.getLogger("hermes.wolf")
+
+
+class HourlyBudget(CommentBudget):
+    """A sliding hour: the answer is how long to wait until the next comment is allowed."""
+
+    def __init__(self, per_hour: int, clock: object = time.monotonic) -> None:
+        self.per_hour = per_hour
+        self._clock = clock
+        self._stamps: deque[float] = deque()
+
+    async def take(self) -> float | None:
+        now = self._clock()  # type: ignore[operator]
+        while self._stamps and now - self._stamps[0] >= 3600:
+            self._stamps.popleft()
+        if len(self._stamps) >= self.per_hour:
+            return max(1.0, 3600 - (now - self._stamps[0]))
+        self._stamps.append(now)
+        return None
+
+
+@dataclass
+class WolfCounts:
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    current: set[str] = field(default_factory=set)
+    started_at: datetime = field(default_factory=utcnow)
+
+
+class Wolf:
+    def __init__(
+        self,
+        name: str,
+        tier: str,
+        bus: BusConfig,
+        triager: Triager,
+        model: str,
+        concurrency: int = 2,
+    ) -> None:
+        self.name = name
+        self.tier = tier
+        self.bus = bus
+        self.triager = triager
+        self.model = model
+        self.concurrency = concurrency
+        self.counts = WolfCounts()
+        self._stop = asyncio.Event()
+        self.nc: Client | None = None
+        self.js: JetStreamContext | None = None
+        self.registry: Registry | None = None
+
+    def record(self) -> AgentRecord:
+        c = self.counts
+        return AgentRecord(
+            name=self.name,
+            tier=self.tier,
+            model=self.model,
+            current_task=", ".join(sorted(c.current)) or None,
+            done=c.done,
+            failed=c.failed,
+            skipped=c.skipped,
+            started_at=c.started_at,
+            heartbeat_at=utcnow(),
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def alive(self, name: str) -> bool:
+        assert self.registry is not None
+        return await self.registry.alive(name)
+
+    async def run(self) -> None:
+        self.nc = await connect(self.bus, f"wolf-{self.name}")
+        self.js = self.nc.jetstream()
+        await ensure_streams(self.js, self.bus, tiers=[self.tier])
+        self.registry = await Registry.open(self.js)
+        self.triager.alive = self.alive
+        heartbeat = Heartbeat(self.registry, self.record, self.bus.heartbeat_s)
+        await heartbeat.start()
+        sub = await pull_tasks(self.js, self.tier)
+        log.info("wolf_started", extra=fields(wolf=self.name, tier=self.tier))
+        slots = asyncio.Semaphore(self.concurrency)
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while not self._stop.is_set():
+                await slots.acquire()
+                if self._stop.is_set():
+                    slots.release()
+                    break
+                try:
+                    msgs = await sub.fetch(1, timeout=1.0)
+                except TimeoutError:
+                    slots.release()
+                    continue
+                except Exception as exc:  # reconnecting: the client retries forever
+                    slots.release()
+                    log.warning("fetch_failed", extra=fields(error=type(exc).__name__))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), 0.5)
+                    continue
+                for msg in msgs:
+                    job = asyncio.create_task(self._handle(msg))
+                    running.add(job)
+                    job.add_done_callback(running.discard)
+                    job.add_done_callback(lambda _t: slots.release())
+        finally:
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+            await heartbeat.stop()
+            await self.nc.close()  # drain() can hang on pull subscriptions; work is done
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            task = Task.from_bytes(msg.data)
+        except BadMessage as exc:
+            log.error("bad_task", extra=fields(error=str(exc)))
+            await msg.term()
+            return
+        self.counts.current.add(task.task_id)
+        keepalive = asyncio.create_task(self._in_progress(msg))
+        try:
+            outcome = await self.triager.run(task)
+        except Exception as exc:  # a bug: let JetStream redeliver it, keep the wolf alive
+            log.exception("task_crashed", extra=fields(task=task.task_id))
+            outcome = TaskOutcome(Disposition.RETRY, None, 5.0, type(exc).__name__)
+        finally:
+            keepalive.cancel()
+            self.counts.current.discard(task.task_id)
+        await self._settle(msg, task, outcome)
+
+    async def _in_progress(self, msg: Msg) -> None:
+        """Keep JetStream from redelivering a task we are still working on."""
+        every = max(self.bus.ack_wait_s / 3, 0.2)
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _settle(self, msg: Msg, task: Task, outcome: TaskOutcome) -> None:
+        assert self.js is not None
+        result = outcome.result
+        if outcome.disposition is Disposition.RETRY:
+            delivered = msg.metadata.num_delivered or 1
+            if delivered < self.bus.max_deliver:
+                log.info("task_retry", extra=fields(task=task.task_id, reason=outcome.reason,
+                                                    delay_s=outcome.retry_after_s))
+                await msg.nak(delay=outcome.retry_after_s)
+                return
+            result = Result.for_task(task, "failed", self.name,
+                                     f"gave up after {delivered} tries: {outcome.reason}")
+        if result is not None:
+            await publish_result(self.js, result)
+            self._count(result)
+        if outcome.disposition is Disposition.TERM:
+            await msg.term()
+        else:
+            await msg.ack_sync()
+        log.info("task_settled", extra=fields(
+            task=task.task_id, outcome=result.outcome if result else None,
+            provider=result.provider if result else None))
+
+    def _count(self, result: Result) -> None:
+        if result.outcome == "done":
+            self.counts.done += 1
+        elif result.outcome == "skipped":
+            self.counts.skipped += 1
+        else:
+            self.counts.failed += 1
+
+
+def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, FallbackChain]:
+    from bot.config import FleetConfig
+    from bot.forge.area import client_from_config, project_store
+    from bot.services import Soul
+
+    assert isinstance(cfg, FleetConfig)
+    if cfg.bus is None or cfg.gitea is None or not cfg.fallback_providers:
+        missing = [k for k, v in (("bus", cfg.bus), ("gitea", cfg.gitea),
+                                  ("fallback_providers", cfg.fallback_providers)) if not v]
+        raise SystemExit(f"fleet wolf needs {', '.join(missing)} in the config")
+    soul = Soul.load(cfg.soul)
+    chain = FallbackChain.from_config(cfg.model, cfg.fallback_providers, cfg.chain, soul.text)
+    gitea = client_from_config(cfg)
+    projects = project_store(cfg)
+    wolves = cfg.wolves
+
+    async def complete(messages: list[dict[str, str]], sensitive: bool) -> Completion:
+        return await chain.complete(
+            messages, sensitive=sensitive, deadline_s=wolves.model_deadline_s, max_tokens=700
+        )
+
+    private: dict[str, bool] = {}
+
+    async def sensitive(task: Task) -> bool:
+        project = projects.get(task.project)
+        if project is not None and project.sensitive:
+            return True
+        if task.repo not in private:
+            owner, repo = task.repo.split("/", 1)
+            private[task.repo] = (await gitea.get_repo(owner, repo)).private
+        return private[task.repo]
+
+    async def unknown(_name: str) -> bool:
+        return True
+
+    triager = Triager(name, gitea, complete, unknown, HourlyBudget(wolves.comments_per_hour),
+                      sensitive, stale_after_s=cfg.bus.heartbeat_ttl_s)
+    primary = cfg.model.default if cfg.model else cfg.fallback_providers[0].model
+    wolf = Wolf(name, tier, cfg.bus, triager, primary, wolves.concurrency)
+    return wolf, gitea, chain
+
+
+async def _main(cfg: object, name: str, tier: str) -> int:
+    wolf, gitea, chain = build_wolf(cfg, name, tier)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, wolf.stop)
+    try:
+        await wolf.run()
+    finally:
+        await gitea.aclose()
+        await chain.aclose()
+    return 0
+
+
+def wolf_main(cfg: object, name: str, tier: str) -> int:
+    from bot.log import setup
+
+    setup(getattr(cfg, "log_level", "info"))
+    return asyncio.run(_main(cfg, name, tier))

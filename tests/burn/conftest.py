@@ -1,0 +1,29 @@
+"""Each burn test gets its own nats-server: burns share stream and consumer names, and a
+test that restarts the server must not disturb the others."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.local.nats import NatsServer
+from bot.testing.burnrig import BurnRig
+
+
+@pytest.fixture
+async def own_nats(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def rig(own_nats: NatsServer, tmp_path: Path) -> AsyncIterator[BurnRig]:
+    async with BurnRig(own_nats.url, tmp_path / "bot", issues=30) as r:
+        yield r
+        assert r.gitea.violations == [], r.gitea.violations

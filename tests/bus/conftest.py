@@ -1,0 +1,117 @@
+"""Bus test helpers: clients on the session nats-server, private servers, unique names.
+
+The session server's streams are shared by every test, so each test works on its own tier
+and burn ids (`uid()`); a test that must change server-wide settings (a tiny TTL, a
+restart, auth) runs its own nats-server in its tmp dir instead. Helpers are handed out as
+fixtures because test modules cannot import a conftest under --import-mode=importlib.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nats.aio.client import Client
+from nats.js.client import JetStreamContext
+
+from agents.bus.config import BusConfig
+from agents.bus.connect import connect
+from agents.bus.streams import ensure_streams
+from bot.local.nats import NatsServer, find_nats_server
+
+Uid = Callable[[str], str]
+MakeConfig = Callable[..., BusConfig]
+Eventually = Callable[[Callable[[], Awaitable[bool]], float, str], Awaitable[None]]
+ConfiguredNats = Callable[[Path, str], NatsServer]
+
+
+def _uid(prefix: str = "") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def _bus_config(url: str, **kw: Any) -> BusConfig:
+    """Fast reconnects so a restart test does not wait out production backoff."""
+    return BusConfig(servers=[url], reconnect_wait_s=0.05, reconnect_max_wait_s=0.2, **kw)
+
+
+async def _eventually(
+    condition: Callable[[], Awaitable[bool]], timeout: float, what: str, poll_s: float = 0.05
+) -> None:
+    """Wait for a state the server reaches on its own clock (such as a TTL expiry), which
+    announces itself by no event; bounded by `timeout`, and failing with `what`."""
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(poll_s)
+
+
+@pytest.fixture
+def uid() -> Uid:
+    return _uid
+
+
+@pytest.fixture
+def make_config() -> MakeConfig:
+    return _bus_config
+
+
+@pytest.fixture
+def eventually() -> Eventually:
+    return _eventually
+
+
+@pytest.fixture
+def configured_nats() -> ConfiguredNats:
+    return _configured_nats
+
+
+@pytest.fixture
+def cfg(nats_server: NatsServer) -> BusConfig:
+    return _bus_config(nats_server.url)
+
+
+@pytest.fixture
+async def nc(cfg: BusConfig) -> AsyncIterator[Client]:
+    client = await connect(cfg, _uid("test-"), first_connect_timeout_s=10)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+@pytest.fixture
+async def js(nc: Client, cfg: BusConfig) -> JetStreamContext:
+    jsc = nc.jetstream()
+    await ensure_streams(jsc, cfg)
+    return jsc
+
+
+@pytest.fixture
+async def own_nats(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    server = NatsServer(tmp_path / "own-nats")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def _configured_nats(data_dir: Path, config_text: str) -> NatsServer:
+    """A NatsServer that also reads a config file (for auth), by a wrapper as its binary.
+
+    Command-line flags (port, JetStream dir, log) still come from NatsServer and override
+    the file, so its readiness check and shutdown are reused unchanged.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conf = data_dir / "server.conf"
+    conf.write_text(config_text)
+    wrapper = data_dir / "nats-server-with-config"
+    wrapper.write_text(f'#!/bin/sh\nexec "{find_nats_server()}" -c "{conf}" "$@"\n')
+    wrapper.chmod(0o700)
+    return NatsServer(data_dir, binary=str(wrapper))

@@ -1,0 +1,177 @@
+"""NKeys: the decoder against published known answers, and auth against a real server."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import nacl.signing
+import pytest
+
+from agents.bus.connect import (
+    PREFIX_SEED,
+    PREFIX_USER,
+    BusAuthError,
+    NKeyError,
+    NKeyPair,
+    connect,
+    crc16_xmodem,
+    decode_public,
+    decode_seed,
+    encode_public,
+    encode_seed,
+    load_nkey_seed,
+)
+from bot.local.nats import NatsServer
+
+SHARED = Path(os.environ.get("HERMES_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared")
+VECTORS = json.loads((SHARED / "gitea" / "test-vectors.json").read_text())["nkeys"]
+
+
+def test_crc16_is_xmodem() -> None:
+    # The standard check value of CRC-16/XMODEM.
+    assert crc16_xmodem(b"123456789") == 0x31C3
+
+
+def test_seed_derives_the_published_public_key() -> None:
+    pair = NKeyPair(VECTORS["user_seed"])
+    assert pair.public_key == VECTORS["user_public"]
+
+
+def test_seed_and_public_key_round_trip() -> None:
+    prefix, raw = decode_seed(VECTORS["user_seed"])
+    assert prefix == PREFIX_USER and len(raw) == 32
+    assert encode_seed(prefix, raw) == VECTORS["user_seed"]
+    pub_prefix, pub = decode_public(VECTORS["user_public"])
+    assert pub_prefix == PREFIX_USER
+    assert pub == bytes(nacl.signing.SigningKey(raw).verify_key)
+    assert encode_public(PREFIX_USER, pub) == VECTORS["user_public"]
+    assert VECTORS["user_seed"].startswith("SU") and len(VECTORS["user_seed"]) == 58
+    assert PREFIX_SEED == 18 << 3
+
+
+def test_signature_verifies_with_the_public_key() -> None:
+    pair = NKeyPair(VECTORS["user_seed"])
+    _, pub = decode_public(pair.public_key)
+    nacl.signing.VerifyKey(pub).verify(b"nonce-123", pair.sign(b"nonce-123"))
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda s: s[:-1] + ("A" if s[-1] != "A" else "B"),  # checksum breaks
+        lambda s: s[:20],  # truncated
+        lambda s: s.lower(),  # not base32 upper case
+        lambda s: "U" + s[1:],  # not a seed
+    ],
+)
+def test_corrupted_seeds_are_refused(mangle: Callable[[str], str]) -> None:
+    with pytest.raises(NKeyError):
+        NKeyPair(mangle(VECTORS["user_seed"]))
+
+
+def test_a_public_key_is_not_a_seed() -> None:
+    with pytest.raises(NKeyError):
+        decode_seed(VECTORS["user_public"])
+
+
+def test_seed_file_errors_never_show_the_seed(tmp_path: Path) -> None:
+    seed = VECTORS["user_seed"]
+    bad = tmp_path / "bad.nk"
+    bad.write_text(seed[:-2] + "AA\n")
+    bad.chmod(0o600)
+    with pytest.raises(NKeyError) as info:
+        load_nkey_seed(bad)
+    assert seed[:-2] not in str(info.value) and str(bad) in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    with pytest.raises(NKeyError, match="cannot read"):
+        load_nkey_seed(tmp_path / "missing.nk")
+    pair = NKeyPair(seed)
+    assert seed not in repr(pair) and seed[2:20] not in repr(pair)
+
+
+def test_a_world_readable_seed_file_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "open.nk"
+    path.write_text(VECTORS["user_seed"] + "\n")
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING):
+        assert load_nkey_seed(path).public_key == VECTORS["user_public"]
+    assert "nkey_seed_file_readable_by_others" in caplog.text
+    assert VECTORS["user_seed"] not in caplog.text
+
+
+def _new_seed() -> str:
+    return encode_seed(PREFIX_USER, bytes(nacl.signing.SigningKey.generate()))
+
+
+def _seed_file(path: Path, seed: str) -> Path:
+    path.write_text(seed + "\n")
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+async def nkey_server(
+    tmp_path: Path, configured_nats: Callable[[Path, str], NatsServer]
+) -> AsyncIterator[tuple[NatsServer, str]]:
+    seed = _new_seed()
+    public = NKeyPair(seed).public_key
+    conf = 'authorization { users = [ { nkey: "' + public + '" } ] }\n'
+    server = configured_nats(tmp_path / "nkey-nats", conf)
+    await server.start()
+    try:
+        yield server, seed
+    finally:
+        await server.stop()
+
+
+async def test_nkey_auth_accepts_the_right_seed_file(
+    nkey_server: tuple[NatsServer, str], tmp_path: Path, make_config: Callable[..., Any]
+) -> None:
+    server, seed = nkey_server
+    cfg = make_config(server.url, nkey_seed_file=_seed_file(tmp_path / "wolf.nk", seed))
+    nc = await connect(cfg, "wolf-nkey", first_connect_timeout_s=10)
+    try:
+        assert nc.is_connected
+        await nc.flush(timeout=5)
+    finally:
+        await nc.close()
+
+
+async def test_nkey_auth_fails_clearly_with_a_wrong_seed(
+    nkey_server: tuple[NatsServer, str],
+    tmp_path: Path,
+    make_config: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server, _ = nkey_server
+    wrong = _new_seed()
+    cfg = make_config(server.url, nkey_seed_file=_seed_file(tmp_path / "wrong.nk", wrong))
+    # No first_connect_timeout_s: a rejected key must fail by itself, not retry forever.
+    with caplog.at_level(logging.INFO), pytest.raises(BusAuthError, match="rejected") as info:
+        await connect(cfg, "wolf-wrong")
+    assert NKeyPair(wrong).public_key in str(info.value)
+    assert wrong not in caplog.text and wrong not in str(info.value)
+
+
+async def test_no_credentials_against_an_nkey_server_fails_clearly(
+    nkey_server: tuple[NatsServer, str], make_config: Callable[..., Any]
+) -> None:
+    server, _ = nkey_server
+    with pytest.raises(BusAuthError, match="no nkey_seed_file"):
+        await connect(make_config(server.url), "wolf-anon")
+
+
+async def test_a_malformed_seed_file_fails_before_connecting(
+    nkey_server: tuple[NatsServer, str], tmp_path: Path, make_config: Callable[..., Any]
+) -> None:
+    server, seed = nkey_server
+    path = _seed_file(tmp_path / "typo.nk", seed[:-1] + ("A" if seed[-1] != "A" else "B"))
+    with pytest.raises(NKeyError, match="checksum"):
+        await connect(make_config(server.url, nkey_seed_file=path), "wolf-typo")
