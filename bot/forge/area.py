@@ -81,6 +81,10 @@ class ForgeArea:
             self.outbox = Outbox(self.cfg.bot_dir / "webhooks.db")
             dispatcher = Dispatcher(self.outbox, self._send, hook.batch_window_s)
             receiver = WebhookReceiver(hook.secret.get(), self.projects, self.outbox, dispatcher)
+            try:
+                receiver.own_login = await self.client.whoami()
+            except GiteaError as exc:
+                log.warning("gitea_whoami_failed", extra=fields(error=str(exc)))
             self.webhooks = WebhookServer(receiver, hook.host, hook.port)
             await self.webhooks.start()
 

@@ -193,6 +193,11 @@ class GiteaClient:
         data = await self._json("GET", "/version", what="version")
         return str(data.get("version") or "")
 
+    async def whoami(self) -> str:
+        """The login our token belongs to (the fleet's own actions are not echoed back)."""
+        data = await self._json("GET", "/user", what="the token's user")
+        return str(data.get("login") or "")
+
     async def get_repo(self, owner: str, repo: str) -> Repo:
         data = await self._json("GET", f"/repos/{owner}/{repo}", what=f"repo {owner}/{repo}")
         return Repo.of(data)

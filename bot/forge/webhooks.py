@@ -145,6 +145,9 @@ class WebhookReceiver:
         self.projects = projects
         self.outbox = outbox
         self.dispatcher = dispatcher
+        # The fleet's own Gitea login: its actions (a burn's comments and labels, issues it
+        # opened on request) are reported by the bot already, so they are not echoed.
+        self.own_login: str | None = None
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -172,6 +175,8 @@ class WebhookReceiver:
             log.warning("webhook_bad_body", extra=fields(delivery=delivery, error=str(exc)[:100]))
             return web.json_response({"error": "malformed body"}, status=400)
         room = None
+        if event is not None and self.own_login and event.actor == self.own_login:
+            event = None
         if event is not None:
             projects = [p for p in self.projects.by_repo(event.repo) if p.room_id]
             room = projects[0].room_id if projects else None

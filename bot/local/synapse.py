@@ -35,9 +35,16 @@ class Account:
 
 
 def homeserver_config(
-    data_dir: Path, port: int, server_name: str, shared_secret: str
+    data_dir: Path,
+    port: int,
+    server_name: str,
+    shared_secret: str,
+    *,
+    default_rate_limits: bool = False,
 ) -> dict[str, Any]:
-    return {
+    """`default_rate_limits=True` leaves every `rc_*` out, so Synapse's own defaults apply
+    (`rc_message`: 0.2/s, burst 10), as on a homeserver nobody tuned for a bot."""
+    cfg: dict[str, Any] = {
         "server_name": server_name,
         "pid_file": str(data_dir / "homeserver.pid"),
         "listeners": [
@@ -65,6 +72,10 @@ def homeserver_config(
         "presence": {"enabled": False},
         "url_preview_enabled": False,
         "enable_metrics": False,
+    }
+    if default_rate_limits:
+        return cfg
+    return cfg | {
         "rc_message": _GENEROUS,
         "rc_registration": _GENEROUS,
         "rc_login": {"address": _GENEROUS, "account": _GENEROUS, "failed_attempts": _GENEROUS},
@@ -91,9 +102,15 @@ disable_existing_loggers: false
 
 class SynapseServer:
     def __init__(
-        self, data_dir: Path, port: int | None = None, server_name: str = "localhost"
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        server_name: str = "localhost",
+        *,
+        default_rate_limits: bool = False,
     ) -> None:
         self.data_dir = data_dir
+        self.default_rate_limits = default_rate_limits
         self.server_name = server_name
         self.port = port or free_port()
         self._proc: asyncio.subprocess.Process | None = None
@@ -110,7 +127,10 @@ class SynapseServer:
         if not secret_path.exists():
             write_private(secret_path, secrets.token_urlsafe(32))
         self._secret = secret_path.read_text().strip()
-        cfg = homeserver_config(self.data_dir, self.port, self.server_name, self._secret)
+        cfg = homeserver_config(
+            self.data_dir, self.port, self.server_name, self._secret,
+            default_rate_limits=self.default_rate_limits,
+        )
         (self.data_dir / "log.config").write_text(
             _LOG_CONFIG.replace("LOGFILE", str(self.log_path))
         )

@@ -197,3 +197,10 @@ async def test_accepted_events_survive_a_crash_before_they_were_posted(tmp_path:
         await h2.http.aclose()
         await h2.server.stop()
         h2.outbox.close()
+
+
+async def test_the_fleets_own_actions_are_not_echoed(hook: Hook) -> None:
+    hook.server.receiver.own_login = "example"  # the sender of the recorded deliveries
+    r = await hook.post("issue_comment.created.json")
+    assert r.json() == {"status": "ignored"}
+    assert hook.outbox.pending() == {}
