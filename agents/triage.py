@@ -72,8 +72,8 @@ def triage_prompt(repo: str, issue: Issue, comments: list[Comment]) -> str:
         f"Triage this issue from the Gitea repository {repo}.",
         "",
         f"Title: {issue.title}",
-        f"Labels: {', '.join(n for n in issue.label_names if not n.startswith('assigned:'))}"
-        or "Labels: none",
+        "Labels: "
+        + (", ".join(n for n in issue.label_names if not n.startswith("assigned:")) or "none"),
         "",
         "Body:",
         issue.body or "(empty)",
@@ -167,8 +167,11 @@ class Triager:
         await g.add_labels(owner, repo, task.issue_number, [assigned_label(self.wolf)])
         comments = await g.list_comments(owner, repo, task.issue_number)
         claimers = {c.wolf for c in (parse_claim(x.body) for x in comments) if c is not None}
-        live = await self._alive_set(claimers)
-        outcome = decide_after_claim(self.wolf, [(c.id, c.body) for c in comments], live)
+        live = await self._alive_set(claimers | holders)
+        # The labels too: a dead wolf's `assigned:` label without a claim comment goes.
+        outcome = decide_after_claim(
+            self.wolf, [(c.id, c.body) for c in comments], live, issue.label_names
+        )
         if not outcome.won:
             await self._release(task, claim.id)
             return TaskOutcome(

@@ -26,10 +26,17 @@ from bot.local.proc import ServerStartError, free_port
 from bot.local.synapse import Account, SynapseServer
 from bot.secrets import write_private
 from bot.testing.botrunner import BotRunner
+from bot.testing.gitea_standin import GiteaStandin
 
 REPO = Path(__file__).resolve().parents[2]
 BOT = "hermes"
 OPERATOR = "operator"
+SANDBOX_REPO = ("operator", "sandbox")
+SANDBOX_ISSUES = (
+    ("Editor loses the draft on save", "Type a paragraph, press **Save**, reload: it is gone."),
+    ("Login form accepts an empty password", "The form submits and shows a blank page."),
+    ("Dark mode: code blocks are unreadable", "Grey on grey in `pre` blocks."),
+)
 
 
 def _port_or_free(preferred: int) -> int:
@@ -49,10 +56,17 @@ class LocalFleet:
         self.ports_path = self.state_dir / "ports.json"
         self.accounts_path = self.state_dir / "accounts.json"
         self.config_path = self.state_dir / "config.yaml"
+        # Your additions to the generated config (model providers, projects...).
+        self.overlay_path = self.state_dir / "extra.yaml"
         self.synapse: SynapseServer | None = None
         self.nats: NatsServer | None = None
+        self.forge: GiteaStandin | None = None
+        self.forge_users: dict[str, str] = {}
+        self.webhook_port = 0
         self.accounts: dict[str, Account] = {}
         self.new_accounts = False
+        # Extra config (the demo adds its fake model provider).
+        self.extra_config: dict[str, Any] = {}
 
     def _ports(self) -> dict[str, int]:
         if self.ports_path.exists():
@@ -60,8 +74,13 @@ class LocalFleet:
             return {
                 "synapse": _port_or_free(saved["synapse"]),
                 "nats": _port_or_free(saved["nats"]),
+                "webhook": _port_or_free(saved.get("webhook", 8787)),
             }
-        ports = {"synapse": _port_or_free(8008), "nats": _port_or_free(4222)}
+        ports = {
+            "synapse": _port_or_free(8008),
+            "nats": _port_or_free(4222),
+            "webhook": _port_or_free(8787),
+        }
         write_private(self.ports_path, json.dumps(ports))
         return ports
 
@@ -74,6 +93,8 @@ class LocalFleet:
             await self.nats.start()
             await self.synapse.start()
             await self._accounts()
+            await self._sandbox_forge()
+            self.webhook_port = ports["webhook"]
             self._write_config()
         except BaseException:
             await self.__aexit__()
@@ -81,6 +102,8 @@ class LocalFleet:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        if self.forge is not None:
+            await self.forge.stop()
         if self.synapse is not None:
             await self.synapse.stop()
         if self.nats is not None:
@@ -103,8 +126,30 @@ class LocalFleet:
         write_private(self.state_dir / "bot-password", self.accounts["bot"].password)
         self.new_accounts = True
 
+    async def _sandbox_forge(self) -> None:
+        """An in-memory Gitea (the test stand-in) so forge commands and burns work at once.
+
+        It forgets everything when the fleet stops; point `gitea:` at a real Gitea for work
+        that must last.
+        """
+        self.forge = GiteaStandin()
+        await self.forge.start()
+        token = self.forge.add_user("fleet", admin=True)
+        owner, repo = SANDBOX_REPO
+        self.forge.add_repo(owner, repo)
+        self.forge.add_collaborator(owner, repo, "fleet", "admin")
+        self.forge_users["alice"] = self.forge.add_user("alice")
+        self.forge.add_collaborator(owner, repo, "alice", "write")
+        for title, body in SANDBOX_ISSUES:
+            self.forge.add_issue(owner, repo, title, body)
+        write_private(self.state_dir / "gitea-token", token)
+        secret = self.state_dir / "webhook-secret"
+        if not secret.exists():
+            write_private(secret, secrets.token_urlsafe(24))
+
     def render_config(self) -> dict[str, Any]:
-        assert self.synapse is not None and self.nats is not None
+        assert self.synapse is not None and self.nats is not None and self.forge is not None
+        hook_url = f"http://127.0.0.1:{self.webhook_port}/webhooks/gitea"
         return {
             "state_dir": str(self.state_dir),
             "soul": str(REPO / "SOUL.md"),
@@ -117,8 +162,29 @@ class LocalFleet:
                 "trust": {"policy": "identity-tofu", "allow_unsigned_devices": True},
             },
             "operators": [self.accounts["operator"].user_id],
-            # "nats": {"servers": [self.nats.url]},  (wired when the bus lands)
+            "gitea": {
+                "url": self.forge.url,
+                "token": {"file": str(self.state_dir / "gitea-token")},
+                "webhook": {
+                    "port": self.webhook_port,
+                    "secret": {"file": str(self.state_dir / "webhook-secret")},
+                    "public_url": hook_url,
+                    "batch_window_s": 1.0,
+                },
+            },
+            "bus": {"servers": [self.nats.url]},
+            "burn": {"edit_interval_s": 1.0, "digest_interval_s": 10},
+            **self._overlay(),
+            **self.extra_config,
         }
+
+    def _overlay(self) -> dict[str, Any]:
+        if not self.overlay_path.exists():
+            return {}
+        data = yaml.safe_load(self.overlay_path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ServerStartError(f"{self.overlay_path}: expected a mapping of config keys")
+        return data
 
     def _write_config(self) -> None:
         write_private(self.config_path, yaml.safe_dump(self.render_config(), sort_keys=False))
@@ -142,6 +208,12 @@ class LocalFleet:
             lines.append(f"  Operator password: stored in {self.accounts_path}")
         lines += [
             f"  Bot: {self.accounts['bot'].user_id}: create a room and invite it, then type !help",
+            "  Sandbox forge (an in-memory Gitea, forgotten on exit): "
+            + (self.forge.url if self.forge else "-"),
+            f"      try: !project add sandbox {'/'.join(SANDBOX_REPO)}",
+            f"  NATS: {self.nats.url if self.nats else '-'}. Wolves need models: put `model:` "
+            f"and `fallback_providers:` in {self.overlay_path},",
+            f"      restart, then: fleet wolf --config {self.config_path} --name wolf-1",
             f"  State: {self.state_dir}    Ctrl-C stops everything.",
             "",
         ]
@@ -149,9 +221,13 @@ class LocalFleet:
 
 
 async def _with_fleet(
-    state_dir: Path, body: Callable[[LocalFleet, BotRunner], Awaitable[int]]
+    state_dir: Path,
+    body: Callable[[LocalFleet, BotRunner], Awaitable[int]],
+    extra_config: dict[str, Any] | None = None,
 ) -> int:
-    async with LocalFleet(state_dir) as fleet:
+    fleet = LocalFleet(state_dir)
+    fleet.extra_config = extra_config or {}
+    async with fleet:
         from bot import log
 
         cfg = fleet.load()
@@ -182,9 +258,25 @@ async def _demo(fleet: LocalFleet, runner: BotRunner) -> int:
     return await run_demo(fleet, runner)
 
 
+async def _demo_with_model(state_dir: Path) -> int:
+    """The demo's wolf thinks with a fake model server that answers like a good one."""
+    from agents.models.fakes import FakeProvider, ok, triage_reply
+
+    async with FakeProvider("openai", ok(triage_reply)) as model:
+        extra = {
+            "model": {"default": "demo-model", "provider": "demo"},
+            "fallback_providers": [
+                {"provider": "demo", "model": "demo-model", "base_url": model.base_url}
+            ],
+        }
+        return await _with_fleet(state_dir, _demo, extra)
+
+
 def up_main(state_dir: Path, demo: bool) -> int:
     try:
-        return asyncio.run(_with_fleet(state_dir, _demo if demo else _serve))
+        if demo:
+            return asyncio.run(_demo_with_model(state_dir))
+        return asyncio.run(_with_fleet(state_dir, _serve))
     except ServerStartError as exc:
         print(f"fleet: {exc}", file=sys.stderr)
         return 1

@@ -73,6 +73,12 @@ async def test_fleet_demo_runs_end_to_end_and_reuses_its_state(tmp_path: Path) -
     assert code == 0, out
     assert "> !ping" in out and "    pong" in out
     assert "Commands:" in out and "SOUL.md sha256:" in out
+    # The forge and a burn: a project room, an issue, a webhook notice, one wolf's burn.
+    assert "Created project sandbox for operator/sandbox" in out
+    assert "Opened #4: Search ignores accents" in out
+    assert "💬 alice on #4" in out
+    assert "Burn finished" in out and "done 4 · failed 0" in out
+    assert "wolf-1 [wolves]" in out and "nats: ok" in out and "gitea: ok" in out
     accounts = state / "accounts.json"
     assert stat.S_IMODE(accounts.stat().st_mode) == 0o600
     first = json.loads(accounts.read_text())
@@ -80,6 +86,7 @@ async def test_fleet_demo_runs_end_to_end_and_reuses_its_state(tmp_path: Path) -
     code, out = await demo()
     assert code == 0, out
     assert json.loads(accounts.read_text()) == first  # same accounts, same passwords
+    assert "Project sandbox already has its room" in out and "Burn finished" in out
 
 
 async def test_fleet_up_prints_element_instructions_and_ctrl_c_stops_everything(
