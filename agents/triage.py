@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from enum import Enum
 
 from agents.bus.messages import Result, Task
@@ -37,6 +38,10 @@ NEEDS_HUMAN = "needs-human"
 CRISIS_DETAIL = "crisis: the issue's text may be about someone's safety; not sent to a model"
 Complete = Callable[[list[dict[str, str]], bool], Awaitable[Completion]]
 Alive = Callable[[str], Awaitable[bool]]
+StartedAt = Callable[[str], Awaitable[datetime | None]]
+# Gitea's clock and a wolf's may differ a little; a claim this much older than the wolf's
+# start still counts as the current run's.
+CLOCK_SKEW = timedelta(seconds=5)
 
 
 class Disposition(Enum):
@@ -85,7 +90,10 @@ def triage_prompt(repo: str, issue: Issue, comments: list[Comment]) -> str:
 
 
 class CommentBudget:
-    """Comments allowed per hour; `None` from `take` means go ahead."""
+    """Comments allowed per hour; `None` means go ahead, a number is seconds to wait."""
+
+    async def peek(self) -> float | None:  # pragma: no cover - interface
+        raise NotImplementedError
 
     async def take(self) -> float | None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -101,8 +109,11 @@ class Triager:
         budget: CommentBudget | None = None,
         sensitive: Callable[[Task], Awaitable[bool]] | None = None,
         stale_after_s: float = 15.0,
+        started_at: StartedAt | None = None,
     ) -> None:
         self.stale_after_s = stale_after_s
+        # When a live wolf's current run began: its claims from an earlier run are stale.
+        self.started_at = started_at
         self.wolf = wolf
         self.gitea = gitea
         self.complete = complete
@@ -123,8 +134,32 @@ class Triager:
         except GiteaError as exc:
             return TaskOutcome(Disposition.TERM, self._result(task, "failed", f"gitea: {exc}"))
 
-    async def _alive_set(self, names: set[str]) -> set[str]:
-        return {n for n in names if n == self.wolf or await self.alive(n)}
+    async def _alive_set(
+        self, names: set[str], comments: list[Comment] | None = None
+    ) -> set[str]:
+        """Wolves whose claims count: alive, and (if we can tell) claimed in this life.
+
+        A wolf restarted under the same name is alive again, but a claim it made before the
+        restart is abandoned work; left counted, it would block the issue for good.
+        """
+        live: set[str] = set()
+        for name in names:
+            if name == self.wolf:
+                live.add(name)
+                continue
+            if self.started_at is None or comments is None:
+                if await self.alive(name):
+                    live.add(name)
+                continue
+            started = await self.started_at(name)
+            if started is None:
+                continue
+            times = [c.created_at for c in comments if c.created_at is not None
+                     and (claim := parse_claim(c.body)) is not None and claim.wolf == name]
+            if times and max(times) < started - CLOCK_SKEW:
+                continue  # every claim it holds here predates its current run
+            live.add(name)
+        return live
 
     async def _run(self, task: Task) -> TaskOutcome:
         owner, repo = task.repo.split("/", 1)
@@ -146,12 +181,12 @@ class Triager:
             c.wolf for c in (parse_claim(x.body) for x in comments)
             if c is not None and c.task_id == task.task_id and c.wolf != self.wolf
         }
-        if await self._alive_set(others_on_task) - {self.wolf}:
+        if await self._alive_set(others_on_task, comments) - {self.wolf}:
             # Redelivered while its first wolf still looks alive: it stalled or just died.
             # Come back when its heartbeat has had time to expire, rather than skip it.
             return TaskOutcome(Disposition.RETRY, None, self.stale_after_s, "claim holder alive")
         holders = {n.split(":", 1)[1] for n in issue.label_names if n.startswith("assigned:")}
-        live = await self._alive_set(holders)
+        live = await self._alive_set(holders, comments)
         pre = decide_before_claim(self.wolf, issue.label_names, live)
         if not pre.proceed:
             return TaskOutcome(Disposition.ACK, self._result(task, "skipped", pre.reason))
@@ -167,7 +202,7 @@ class Triager:
         await g.add_labels(owner, repo, task.issue_number, [assigned_label(self.wolf)])
         comments = await g.list_comments(owner, repo, task.issue_number)
         claimers = {c.wolf for c in (parse_claim(x.body) for x in comments) if c is not None}
-        live = await self._alive_set(claimers | holders)
+        live = await self._alive_set(claimers | holders, comments)
         # The labels too: a dead wolf's `assigned:` label without a claim comment goes.
         outcome = decide_after_claim(
             self.wolf, [(c.id, c.body) for c in comments], live, issue.label_names
@@ -191,6 +226,12 @@ class Triager:
     ) -> TaskOutcome:
         owner, repo = task.repo.split("/", 1)
         sensitive = await self.sensitive(task) if self.sensitive is not None else False
+        if self.budget is not None:
+            # No model call for a comment we could not post anyway.
+            wait = await self.budget.peek()
+            if wait is not None:
+                await self._release(task, claim_id)
+                return TaskOutcome(Disposition.RETRY, None, wait, "comment budget spent")
         messages = [{"role": "user", "content": triage_prompt(task.repo, issue, comments)}]
         sources = issue_sources(issue, comments)
         try:
@@ -233,7 +274,7 @@ class Triager:
                 return TaskOutcome(Disposition.RETRY, None, wait, "comment budget spent")
         current = await self.gitea.list_comments(owner, repo, task.issue_number)
         alive = await self._alive_set(
-            {c.wolf for c in (parse_claim(x.body) for x in current) if c is not None}
+            {c.wolf for c in (parse_claim(x.body) for x in current) if c is not None}, current
         )
         if not still_mine(self.wolf, task.task_id, [(c.id, c.body) for c in current], alive):
             return TaskOutcome(

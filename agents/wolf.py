@@ -43,14 +43,19 @@ class HourlyBudget(CommentBudget):
         self._clock = clock
         self._stamps: deque[float] = deque()
 
-    async def take(self) -> float | None:
+    async def peek(self) -> float | None:
         now = self._clock()  # type: ignore[operator]
         while self._stamps and now - self._stamps[0] >= 3600:
             self._stamps.popleft()
         if len(self._stamps) >= self.per_hour:
             return max(1.0, 3600 - (now - self._stamps[0]))
-        self._stamps.append(now)
         return None
+
+    async def take(self) -> float | None:
+        wait = await self.peek()
+        if wait is None:
+            self._stamps.append(self._clock())  # type: ignore[operator]
+        return wait
 
 
 @dataclass
@@ -105,12 +110,18 @@ class Wolf:
         assert self.registry is not None
         return await self.registry.alive(name)
 
+    async def started_at(self, name: str) -> datetime | None:
+        assert self.registry is not None
+        record = await self.registry.get(name)
+        return None if record is None else record.started_at
+
     async def run(self) -> None:
         self.nc = await connect(self.bus, f"wolf-{self.name}")
         self.js = self.nc.jetstream()
         await ensure_streams(self.js, self.bus, tiers=[self.tier])
         self.registry = await Registry.open(self.js)
         self.triager.alive = self.alive
+        self.triager.started_at = self.started_at
         heartbeat = Heartbeat(self.registry, self.record, self.bus.heartbeat_s)
         await heartbeat.start()
         sub = await pull_tasks(self.js, self.tier)

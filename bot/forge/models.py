@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -54,12 +56,16 @@ class Comment:
     body: str
     user: str
     html_url: str
+    created_at: datetime | None = None
 
     @classmethod
     def of(cls, d: dict[str, Any]) -> Comment:
         user = d.get("user") or {}
+        created = None
+        with contextlib.suppress(TypeError, ValueError):
+            created = datetime.fromisoformat(str(d.get("created_at")).replace("Z", "+00:00"))
         return cls(int(d["id"]), str(d.get("body") or ""), str(user.get("login") or ""),
-                   str(d.get("html_url") or ""))
+                   str(d.get("html_url") or ""), created)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -385,11 +386,12 @@ async def test_live_wolf_on_another_task_means_skip(env: Env) -> None:
 
 async def test_spent_comment_budget_puts_the_task_back(env: Env) -> None:
     first, second = env.add_issue(), env.add_issue("Toolbar icons vanish", "All icons gone.")
-    _fake, chain = await env.provider(ok(triage_reply))
+    fake, chain = await env.provider(ok(triage_reply))
     triager = env.triager("wolf-a", chain, budget=HourlyBudget(1))
 
     one = await triager.run(task(first))
     two = await triager.run(task(second))
+    assert len(fake.requests) == 1  # no model call for a comment that could not be posted
 
     assert one.result is not None and one.result.outcome == "done"
     assert two.disposition is Disposition.RETRY
@@ -474,3 +476,47 @@ async def test_missing_issue_fails_for_good(env: Env) -> None:
     assert out.result.issue_number == n + 41
     assert fake.requests == []
     assert env.comments(n) == []
+
+
+async def test_a_restarted_wolfs_claim_from_its_earlier_run_is_taken_over(env: Env) -> None:
+    from datetime import datetime, timedelta
+
+    n = env.add_issue()
+    t = task(n)
+    await env.client.create_comment(OWNER, REPO, n, claim_comment_body("wolf-other", t.task_id))
+    await env.client.add_labels(OWNER, REPO, n, ["assigned:wolf-other"])
+    env.live = {"wolf-other"}  # alive again under the same name ...
+    restarted = datetime.now(UTC) + timedelta(minutes=1)  # ... since after its claim
+    _fake, chain = await env.provider(ok(triage_reply))
+    triager = env.triager("wolf-a", chain)
+
+    async def started_at(name: str) -> datetime | None:
+        return restarted if name in env.live else None
+
+    triager.started_at = started_at
+    out = await triager.run(t)
+
+    assert out.result is not None and out.result.outcome == "done", out
+    assert len(env.triage_comments(n)) == 1
+    assert env.claim_comments(n) == []
+    assert env.labels(n) == ["triaged"]
+
+
+async def test_a_live_wolfs_claim_from_its_current_run_still_counts(env: Env) -> None:
+    from datetime import datetime, timedelta
+
+    n = env.add_issue()
+    t = task(n)
+    await env.client.create_comment(OWNER, REPO, n, claim_comment_body("wolf-other", t.task_id))
+    env.live = {"wolf-other"}
+    started = datetime.now(UTC) - timedelta(minutes=1)
+    _fake, chain = await env.provider(ok(triage_reply))
+    triager = env.triager("wolf-a", chain)
+
+    async def started_at(name: str) -> datetime | None:
+        return started if name in env.live else None
+
+    triager.started_at = started_at
+    out = await triager.run(t)
+    assert out.disposition is Disposition.RETRY
+    assert env.triage_comments(n) == []
