@@ -76,7 +76,7 @@ class BurnProgress:
         done_frac = self.finished / self.expected if self.expected else 1.0
         filled = round(done_frac * BAR_WIDTH)
         bar = "█" * filled + "░" * (BAR_WIDTH - filled)
-        head = "Burn finished" if self.complete else ("Burn stopped" if self.stopped else "Burn")
+        head = "Burn stopped" if self.stopped else ("Burn finished" if self.complete else "Burn")
         lines = [
             f"{head} {self.burn_id} on {self.project}: [{bar}] {self.finished}/{self.expected}",
             f"done {c['done']} · failed {c['failed']} · skipped {c['skipped']} · "

@@ -69,3 +69,36 @@ async def test_restarting_the_bot_mid_burn_reports_every_result_once(rig: BurnRi
     assert sum(int(d.split()[1]) for d in digests) == 30, digests
     assert rig.service is not None
     assert all(rig.service.store.digested(burn_id, n) for n in range(1, 31))
+
+
+async def test_burn_stop_withdraws_queued_tasks_and_status_tells(rig: BurnRig) -> None:
+    burn_id = await rig.burn()  # no wolf yet: every task waits in the queue
+    assert rig.service is not None
+    assert "0/30" in rig.service.status(rig.project.room_id or "")
+    assert "queue: wolves 30" in await rig.service.status_text()
+    text = await rig.service.stop(rig.project.room_id or "")
+    assert "withdrew 30 queued task(s)" in text
+    await rig.wait_finished(burn_id)
+    await rig.start_wolf("wolf-1")  # nothing left for it
+    assert "queue: wolves 0" in await rig.service.status_text()
+    progress_event = rig.room.messages[0][0]
+    assert rig.room.current(progress_event).startswith("Burn stopped")
+    assert all(rig.triage_comments(n) == [] for n in range(1, 31))
+    assert "No burn is running" in await rig.service.stop(rig.project.room_id or "")
+
+
+async def test_a_crisis_issue_in_a_burn_alerts_operators_and_reaches_no_model(
+    rig: BurnRig,
+) -> None:
+    n = rig.gitea.add_issue(OWNER, REPO, "cannot go on",
+                            "honestly I want to kill myself, this is my last message")
+    await rig.start_wolf("wolf-1")
+    burn_id = await rig.burn(limit=31)
+    await rig.wait_finished(burn_id)
+    assert rig.triage_comments(n) == []
+    assert "needs-human" in rig.gitea.issue(OWNER, REPO, n)["labels"]
+    assert not any("kill myself" in str(r) for r in rig.model.requests)
+    assert len(rig.alerts) == 1 and f"#{n}" in rig.alerts[0]
+    assert "kill myself" not in rig.alerts[0]
+    everything = "\n".join(t for _, t in rig.room.messages) + str(rig.room.edits)
+    assert "kill myself" not in everything
