@@ -174,3 +174,49 @@ async def test_issue_webhook_and_burn_from_an_encrypted_project_room(
                 await asyncio.wait_for(wolf_task, 15)
             await gitea.aclose()
             await chain.aclose()
+
+
+@pytest.mark.timeout(180)
+async def test_issue_commands_in_a_project_room(
+    fleet_factory: FleetFactory, forge: GiteaStandin, own_nats: NatsServer, tmp_path: Path
+) -> None:
+    async with FakeProvider("openai", ok(triage_reply)) as model:
+        fleet = await forge_fleet(fleet_factory, forge, own_nats, model, tmp_path)
+        ops = await fleet.operator.create_encrypted_room("elsewhere", [fleet.bot_user])
+        await fleet.operator.wait_joined(ops, fleet.bot_user)
+        nowhere = await fleet.operator.ask(ops, "!issue Orphan")
+        assert "not a project room" in nowhere.body
+        missing = await fleet.operator.ask(ops, "!project add ghost acme/ghost")
+        assert "no repo acme/ghost" in missing.body and "Nothing was created" in missing.body
+        room = await project_room(fleet)
+
+        for n in range(25):
+            forge.add_issue("acme", "web", f"Backlog item {n}", labels=["burn"] if n < 3 else [])
+        first = await fleet.operator.ask(room, "!issues")
+        assert first.body.startswith("Open issues in acme/web (page 1/2):"), first.body
+        assert "More: `!issues open --page 2`" in first.body
+        second = await fleet.operator.ask(room, "!issues open --page 2")
+        assert "(page 2/2)" in second.body
+        labelled = await fleet.operator.ask(room, "!issues --label burn")
+        assert labelled.body.count("\n- #") == 3, labelled.body
+
+        commented = await fleet.operator.ask(room, "!comment #2 Reproduced on **main**")
+        assert commented.body.startswith("Commented on #2")
+        assert forge.comments("acme", "web", 2)[-1]["body"] == "Reproduced on **main**"
+        closed = await fleet.operator.ask(room, "!close #2 fixed in 1.2")
+        assert closed.body == "Closed #2 with your comment."
+        assert forge.issue("acme", "web", 2)["state"] == "closed"
+        assert forge.comments("acme", "web", 2)[-1]["body"] == "fixed in 1.2"
+        listed = await fleet.operator.ask(room, "!issues closed")
+        assert "- #2 Backlog item 1" in listed.body
+        no_such = await fleet.operator.ask(room, "!close #999")
+        assert "has no issue #999" in no_such.body
+        bad = await fleet.operator.ask(room, "!close twelve")
+        assert "is not an issue number" in bad.body
+
+        forge.fail_next(4, 503)  # the first try and the client's 3 retries
+        down = await fleet.operator.ask(room, "!issue Gitea is down", timeout=60)
+        assert "Gitea is not reachable right now" in down.body
+        assert "Nothing was changed" in down.body
+        titles = [forge.issue("acme", "web", n)["title"] for n in range(1, 26)]
+        assert "Gitea is down" not in titles
