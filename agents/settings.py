@@ -10,7 +10,8 @@ class WolvesConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Triage comments the fleet may post per hour, per wolf. A wolf without limits is spam.
+    # Triage comments the whole fleet may post per clock hour (counted in NATS KV, shared
+    # by every wolf). A wolf without limits produces spam, not triage.
     comments_per_hour: int = Field(120, ge=1)
     # Tasks one wolf works on at once (its requests overlap; the model is the slow part).
     concurrency: int = Field(2, ge=1, le=64)

@@ -22,6 +22,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from agents.budget import FleetBudget, open_limits
 from agents.bus.config import BusConfig
 from agents.bus.connect import connect
 from agents.bus.messages import AgentRecord, BadMessage, Result, Task, publish_result, utcnow
@@ -76,7 +77,10 @@ class Wolf:
         triager: Triager,
         model: str,
         concurrency: int = 2,
+        comments_per_hour: int | None = None,
     ) -> None:
+        # Set: the cap is fleet-wide, counted in JetStream KV (replaces the triager's own).
+        self.comments_per_hour = comments_per_hour
         self.name = name
         self.tier = tier
         self.bus = bus
@@ -120,6 +124,8 @@ class Wolf:
         self.js = self.nc.jetstream()
         await ensure_streams(self.js, self.bus, tiers=[self.tier])
         self.registry = await Registry.open(self.js)
+        if self.comments_per_hour is not None:
+            self.triager.budget = FleetBudget(await open_limits(self.js), self.comments_per_hour)
         self.triager.alive = self.alive
         self.triager.started_at = self.started_at
         heartbeat = Heartbeat(self.registry, self.record, self.bus.heartbeat_s)
@@ -253,7 +259,8 @@ def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, Fa
     triager = Triager(name, gitea, complete, unknown, HourlyBudget(wolves.comments_per_hour),
                       sensitive, stale_after_s=cfg.bus.heartbeat_ttl_s)
     primary = cfg.model.default if cfg.model else cfg.fallback_providers[0].model
-    wolf = Wolf(name, tier, cfg.bus, triager, primary, wolves.concurrency)
+    wolf = Wolf(name, tier, cfg.bus, triager, primary, wolves.concurrency,
+                comments_per_hour=wolves.comments_per_hour)
     return wolf, gitea, chain
 
 

@@ -24,6 +24,8 @@ BOT_RESULTS_CONSUMER = "bot-results"
 WOLF_CONSUMER_PREFIX = "wolves-"
 
 AGENTS_BUCKET = "fleet_agents"
+# Fleet-wide counters (comments posted per hour), shared by every wolf.
+LIMITS_BUCKET = "fleet_limits"
 
 # JetStream deduplicates on this header within the stream's duplicate window.
 MSG_ID_HEADER = "Nats-Msg-Id"
