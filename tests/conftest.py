@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,17 @@ async def synapse(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Syn
 @pytest.fixture(scope="session")
 async def nats_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[NatsServer]:
     server = NatsServer(tmp_path_factory.mktemp("nats"))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def own_nats(tmp_path: Path) -> AsyncIterator[NatsServer]:
+    """A private nats-server: for tests that restart it or need streams of their own."""
+    server = NatsServer(tmp_path / "own-nats")
     await server.start()
     try:
         yield server

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.urls import HttpUrl
 
 
 class ModelConfig(BaseModel):
@@ -21,20 +22,12 @@ class ProviderConfig(BaseModel):
     provider: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,40}$")
     kind: Literal["openai", "anthropic"] = "openai"
     model: str
-    base_url: str
+    base_url: HttpUrl
     # Name of the environment variable holding the key; None for local servers.
     api_key_env: str | None = None
     # Free tiers often log prompts: sensitive work never goes to such a provider.
     logs_prompts: bool = False
     context_tokens: int = Field(8192, ge=256)
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError("not a URL (expected http:// or https://)")
-        return value.rstrip("/")
 
 
 class ChainConfig(BaseModel):

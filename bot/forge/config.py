@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from typing import Literal
-from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.secrets import SecretRef
+from bot.urls import HttpUrl
 
 
 class WebhookConfig(BaseModel):
@@ -27,20 +27,12 @@ class WebhookConfig(BaseModel):
 class GiteaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str
+    url: HttpUrl
     token: SecretRef
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(20.0, gt=0)
     retries: int = Field(3, ge=0, le=10)
     webhook: WebhookConfig | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError("not a URL (expected http:// or https://)")
-        return value.rstrip("/")
 
 
 class ProjectConfig(BaseModel):

@@ -13,16 +13,6 @@ from bot.testing.burnrig import BurnRig
 
 
 @pytest.fixture
-async def own_nats(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats")
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
 async def rig(own_nats: NatsServer, tmp_path: Path) -> AsyncIterator[BurnRig]:
     async with BurnRig(own_nats.url, tmp_path / "bot", issues=30) as r:
         yield r

@@ -92,14 +92,6 @@ async def js(nc: Client, cfg: BusConfig) -> JetStreamContext:
     return jsc
 
 
-@pytest.fixture
-async def own_nats(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    server = NatsServer(tmp_path / "own-nats")
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def _configured_nats(data_dir: Path, config_text: str) -> NatsServer:

@@ -37,12 +37,6 @@ async def forge(tmp_path: Path) -> AsyncIterator[GiteaStandin]:
         assert g.violations == [], g.violations
 
 
-@pytest.fixture
-async def own_nats(tmp_path: Path) -> AsyncIterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats")
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def forge_fleet(
