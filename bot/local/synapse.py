@@ -41,6 +41,7 @@ def homeserver_config(
     shared_secret: str,
     *,
     default_rate_limits: bool = False,
+    rc_message: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """`default_rate_limits=True` leaves every `rc_*` out, so Synapse's own defaults apply
     (`rc_message`: 0.2/s, burst 10), as on a homeserver nobody tuned for a bot."""
@@ -76,7 +77,7 @@ def homeserver_config(
     if default_rate_limits:
         return cfg
     return cfg | {
-        "rc_message": _GENEROUS,
+        "rc_message": rc_message or _GENEROUS,
         "rc_registration": _GENEROUS,
         "rc_login": {"address": _GENEROUS, "account": _GENEROUS, "failed_attempts": _GENEROUS},
         "rc_admin_redaction": _GENEROUS,
@@ -108,9 +109,12 @@ class SynapseServer:
         server_name: str = "localhost",
         *,
         default_rate_limits: bool = False,
+        rc_message: dict[str, float] | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.default_rate_limits = default_rate_limits
+        # A tight message limit of our own, to see the bot meet 429s (tests).
+        self.rc_message = rc_message
         self.server_name = server_name
         self.port = port or free_port()
         self._proc: asyncio.subprocess.Process | None = None
@@ -130,6 +134,7 @@ class SynapseServer:
         cfg = homeserver_config(
             self.data_dir, self.port, self.server_name, self._secret,
             default_rate_limits=self.default_rate_limits,
+            rc_message=self.rc_message,
         )
         (self.data_dir / "log.config").write_text(
             _LOG_CONFIG.replace("LOGFILE", str(self.log_path))
