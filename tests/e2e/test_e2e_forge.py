@@ -201,6 +201,13 @@ async def test_issue_commands_in_a_project_room(
         assert closed.body == "Closed #2 with your comment."
         assert forge.issue("acme", "web", 2)["state"] == "closed"
         assert forge.comments("acme", "web", 2)[-1]["body"] == "fixed in 1.2"
+        flagged = await fleet.operator.ask(room, "!issue Flaky upload test --label bug")
+        flagged_no = int(re.match(r"Opened #(\d+)", flagged.body).group(1))  # type: ignore[union-attr]
+        assert forge.issue("acme", "web", flagged_no)["labels"] == ["bug"]
+        assert forge.issue("acme", "web", flagged_no)["title"] == "Flaky upload test"
+        nio_room = fleet.operator.client.rooms[room]
+        assert nio_room.name == "web" and nio_room.topic == f"{forge.url}/acme/web"
+        assert nio_room.encrypted
         listed = await fleet.operator.ask(room, "!issues closed")
         assert "- #2 Backlog item 1" in listed.body
         no_such = await fleet.operator.ask(room, "!close #999")
