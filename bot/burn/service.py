@@ -84,6 +84,7 @@ class BurnService:
         self._held: dict[tuple[str, int], list[Msg]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
         self.messages_sent = 0
         self.edits_sent = 0
         self.changed = asyncio.Event()  # set whenever a burn's state advanced (tests wait)
@@ -100,6 +101,7 @@ class BurnService:
             assert progress is not None
             self._live[row.id] = _Live(row, progress, DigestClock(self.clock(),
                                                                  self.cfg.digest_interval_s))
+        await self._requeue_unfinished()
         sub = await pull_results(self.js)
         self._tasks = [
             asyncio.create_task(self._read_results(sub), name="burn-results"),
@@ -107,7 +109,32 @@ class BurnService:
         ]
         self._wake.set()
 
+    async def _requeue_unfinished(self) -> None:
+        """Publish again every task of a running burn that has no result yet.
+
+        A crash between recording a burn and publishing its last task would otherwise
+        leave it waiting forever. Re-publishing is safe: within the duplicate window
+        JetStream drops the copy, and after it a wolf finds the task's comment (or its
+        live claim) and reports instead of commenting twice.
+        """
+        assert self.js is not None
+        for burn_id, live in self._live.items():
+            if live.row.stopped:
+                continue
+            row = live.row
+            prefix = self.gitea_url + "/"
+            repo = (row.repo_url[len(prefix):] if row.repo_url.startswith(prefix)
+                    else "/".join(row.repo_url.rsplit("/", 2)[-2:]))
+            project = row.project
+            for number in self.store.issues(burn_id):
+                if number not in live.progress.results:
+                    await publish_task(self.js, Task.new(burn_id, project, repo, number, row.tier))
+
     async def close(self) -> None:
+        # A flag as well as cancel(): on Python 3.11, asyncio.wait_for can swallow a
+        # cancellation that lands as its inner wait completes, and the loop would go on.
+        self._closing = True
+        self._wake.set()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -246,7 +273,7 @@ class BurnService:
     # -- results -----------------------------------------------------------------------
 
     async def _read_results(self, sub: JetStreamContext.PullSubscription) -> None:
-        while True:
+        while not self._closing:
             try:
                 msgs = await sub.fetch(100, timeout=1.0)
             except TimeoutError:
@@ -290,7 +317,7 @@ class BurnService:
         self._held.setdefault((result.burn_id, result.issue_number), []).append(msg)
 
     async def _report_loop(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.cfg.edit_interval_s)
             self._wake.clear()

@@ -102,3 +102,20 @@ async def test_a_crisis_issue_in_a_burn_alerts_operators_and_reaches_no_model(
     assert "kill myself" not in rig.alerts[0]
     everything = "\n".join(t for _, t in rig.room.messages) + str(rig.room.edits)
     assert "kill myself" not in everything
+
+
+async def test_a_burn_recorded_but_never_queued_is_queued_on_restart(rig: BurnRig) -> None:
+    """A crash between storing a burn and publishing its tasks must not strand it."""
+    import time as _time
+
+    from bot.burn.store import BurnRow
+
+    assert rig.service is not None
+    row = BurnRow("bcrash1", "web", rig.project.room_id or "", f"{rig.gitea.url}/acme/web",
+                  rig.tier, 5, _time.time(), None, False, 0, None)
+    rig.service.store.create(row, [1, 2, 3, 4, 5])  # ... and the bot died right here
+    await rig.stop_bot()
+    await rig.start_bot()
+    await rig.start_wolf("wolf-1")
+    await rig.wait_finished("bcrash1")
+    assert_every_issue_triaged_once(rig, range(1, 6))
