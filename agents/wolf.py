@@ -179,7 +179,13 @@ class Wolf:
         finally:
             keepalive.cancel()
             self.counts.current.discard(task.task_id)
-        await self._settle(msg, task, outcome)
+        try:
+            await self._settle(msg, task, outcome)
+        except Exception as exc:
+            # The bus went away between the work and the ack: the task is redelivered
+            # after ack_wait, finds its comment, and reports then. Nothing is lost.
+            log.warning("settle_failed", extra=fields(task=task.task_id,
+                                                       error=type(exc).__name__))
 
     async def _in_progress(self, msg: Msg) -> None:
         """Keep JetStream from redelivering a task we are still working on."""

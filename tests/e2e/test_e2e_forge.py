@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -139,9 +140,6 @@ async def test_issue_webhook_and_burn_from_an_encrypted_project_room(
         wolf, gitea, chain = build_wolf(fleet.cfg, "wolf-1", "wolves")
         wolf_task = asyncio.create_task(wolf.run())
         try:
-            t0 = asyncio.get_running_loop().time()
-            import time
-
             before = time.perf_counter()
             burn = await fleet.operator.send_text(room, "!burn --limit 10")
             final = await fleet.operator.wait_for(lambda: [
@@ -149,7 +147,6 @@ async def test_issue_webhook_and_burn_from_an_encrypted_project_room(
                 if s.room_id == room and s.replaces and s.body.lstrip("* ").startswith(
                     "Burn finished")], timeout=120)
             assert "6/6" in final[-1].body, final[-1].body
-            assert asyncio.get_running_loop().time() > t0
             sent = [s for s in bot_messages(fleet, room, before) if s.replaces is None]
             assert 1 <= len(sent) <= 5, [s.body for s in sent]
             assert not fleet.operator.replies_to(burn)  # the progress message is the answer
