@@ -155,6 +155,10 @@ class BurnService:
     ) -> str:
         """Queue a burn and post its progress message; returns the burn id."""
         assert self.js is not None, "start() first"
+        running = self._running_in(room)
+        if running is not None:
+            raise BurnError(f"Burn {running.id} is still running here: `!burn status` shows "
+                            "it, `!burn stop` withdraws what is still queued.")
         limit = limit or self.cfg.default_limit
         if limit > self.cfg.max_limit:
             raise BurnError(f"--limit is at most {self.cfg.max_limit}.")

@@ -74,6 +74,10 @@ async def test_restarting_the_bot_mid_burn_reports_every_result_once(rig: BurnRi
 async def test_burn_stop_withdraws_queued_tasks_and_status_tells(rig: BurnRig) -> None:
     burn_id = await rig.burn()  # no wolf yet: every task waits in the queue
     assert rig.service is not None
+    from bot.burn.service import BurnError
+
+    with pytest.raises(BurnError, match=f"Burn {burn_id} is still running here"):
+        await rig.burn()
     assert "0/30" in rig.service.status(rig.project.room_id or "")
     assert "queue: wolves 30" in await rig.service.status_text()
     text = await rig.service.stop(rig.project.room_id or "")
