@@ -8,10 +8,8 @@ fixtures because test modules cannot import a conftest under --import-mode=impor
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,6 @@ from bot.local.nats import NatsServer, find_nats_server
 
 Uid = Callable[[str], str]
 MakeConfig = Callable[..., BusConfig]
-Eventually = Callable[[Callable[[], Awaitable[bool]], float, str], Awaitable[None]]
 ConfiguredNats = Callable[[Path, str], NatsServer]
 
 
@@ -39,18 +36,6 @@ def _bus_config(url: str, **kw: Any) -> BusConfig:
     return BusConfig(servers=[url], reconnect_wait_s=0.05, reconnect_max_wait_s=0.2, **kw)
 
 
-async def _eventually(
-    condition: Callable[[], Awaitable[bool]], timeout: float, what: str, poll_s: float = 0.05
-) -> None:
-    """Wait for a state the server reaches on its own clock (such as a TTL expiry), which
-    announces itself by no event; bounded by `timeout`, and failing with `what`."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(poll_s)
-
-
 @pytest.fixture
 def uid() -> Uid:
     return _uid
@@ -59,11 +44,6 @@ def uid() -> Uid:
 @pytest.fixture
 def make_config() -> MakeConfig:
     return _bus_config
-
-
-@pytest.fixture
-def eventually() -> Eventually:
-    return _eventually
 
 
 @pytest.fixture
