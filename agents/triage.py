@@ -27,7 +27,7 @@ from agents.claim import (
 from agents.models.chain import ChainError, Completion, NoPrivateProvider, RequestRejected
 from agents.rubric import RUBRIC_INSTRUCTIONS, check_triage, find_task_marker, format_comment
 from agents.rubric import repair_prompt as rubric_repair_prompt
-from bot.forge.client import Conflict, GiteaClient, GiteaError, GiteaUnavailable, NotFound
+from bot.forge.client import GiteaClient, GiteaError, GiteaUnavailable, NotFound
 from bot.forge.models import Comment, Issue
 from bot.safety import screen
 
@@ -214,8 +214,7 @@ class Triager:
             )
         for stale_id in outcome.stale_comment_ids:
             await g.delete_comment(owner, repo, stale_id)
-        for label in outcome.stale_labels:
-            await g.remove_label(owner, repo, task.issue_number, label)
+        await g.remove_labels(owner, repo, task.issue_number, outcome.stale_labels)
 
         # An exception from here on leaves the claim in place: a redelivery of this task
         # (to us, or to another wolf once our heartbeat expired) picks it up.
@@ -291,15 +290,17 @@ class Triager:
 
     async def _finish(self, task: Task, comments: list[Comment]) -> None:
         owner, repo = task.repo.split("/", 1)
-        await self.gitea.add_labels(owner, repo, task.issue_number, [TRIAGED])
+        labels = await self.gitea.add_labels(owner, repo, task.issue_number, [TRIAGED])
         # The task is done: every claim on it goes, ours and a crashed wolf's alike.
         claims = [
             (c.id, claim.wolf) for c in comments
             if (claim := parse_claim(c.body)) is not None
             and (claim.wolf == self.wolf or claim.task_id == task.task_id)
         ]
-        for wolf in {self.wolf} | {w for _, w in claims}:
-            await self.gitea.remove_label(owner, repo, task.issue_number, assigned_label(wolf))
+        wolves = {self.wolf} | {w for _, w in claims}
+        await self.gitea.remove_labels(
+            owner, repo, task.issue_number, [assigned_label(w) for w in wolves], labels
+        )
         for comment_id, _ in claims:
             await self.gitea.delete_comment(owner, repo, comment_id)
 
@@ -307,6 +308,3 @@ class Triager:
         owner, repo = task.repo.split("/", 1)
         await self.gitea.remove_label(owner, repo, task.issue_number, assigned_label(self.wolf))
         await self.gitea.delete_comment(owner, repo, claim_id)
-
-
-__all__ = ["Conflict", "Disposition", "TaskOutcome", "Triager", "triage_prompt"]

@@ -262,8 +262,9 @@ def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, Fa
     async def unknown(_name: str) -> bool:
         return True
 
-    triager = Triager(name, gitea, complete, unknown, HourlyBudget(wolves.comments_per_hour),
-                      sensitive, stale_after_s=cfg.bus.heartbeat_ttl_s)
+    # The budget is the fleet-wide one the wolf opens in NATS KV once connected.
+    triager = Triager(name, gitea, complete, unknown, None, sensitive,
+                      stale_after_s=cfg.bus.heartbeat_ttl_s)
     primary = cfg.model.default if cfg.model else cfg.fallback_providers[0].model
     wolf = Wolf(name, tier, cfg.bus, triager, primary, wolves.concurrency,
                 comments_per_hour=wolves.comments_per_hour)

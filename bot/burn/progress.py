@@ -43,6 +43,11 @@ class BurnProgress:
         self._undigested.append(line)
         return True
 
+    @property
+    def undigested(self) -> list[ResultLine]:
+        """Results no digest has shown yet, oldest first."""
+        return list(self._undigested)
+
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(OUTCOMES, 0)
         for r in self.results.values():

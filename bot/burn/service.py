@@ -48,7 +48,8 @@ class _Live:
     progress: BurnProgress
     clock: DigestClock
     last_edit: float = 0.0
-    edited_total: int = -1
+    # What the last edit showed (results, stopped): the rate and ETA alone don't re-edit.
+    edited: tuple[int, bool] | None = None
 
 
 class BurnError(Exception):
@@ -122,13 +123,11 @@ class BurnService:
             if live.row.stopped:
                 continue
             row = live.row
-            prefix = self.gitea_url + "/"
-            repo = (row.repo_url[len(prefix):] if row.repo_url.startswith(prefix)
-                    else "/".join(row.repo_url.rsplit("/", 2)[-2:]))
-            project = row.project
             for number in self.store.issues(burn_id):
                 if number not in live.progress.results:
-                    await publish_task(self.js, Task.new(burn_id, project, repo, number, row.tier))
+                    await publish_task(
+                        self.js, Task.new(burn_id, row.project, row.repo, number, row.tier)
+                    )
 
     async def close(self) -> None:
         # A flag as well as cancel(): on Python 3.11, asyncio.wait_for can swallow a
@@ -343,8 +342,8 @@ class BurnService:
             self.messages_sent += 1
         await self._ack_digested(burn_id)
         final = p.complete
-        if live.clock.due(now, bool(p._undigested), final):
-            issues = [r.issue_number for r in p._undigested]
+        if live.clock.due(now, bool(p.undigested), final):
+            issues = [r.issue_number for r in p.undigested]
             digest = p.take_digest()
             if digest is not None:
                 txn = f"{burn_id}-digest-{secrets.token_hex(6)}"
@@ -362,13 +361,14 @@ class BurnService:
             live.row = row = self.store.burn(burn_id) or row
             self.messages_sent += 1
         due = now - live.last_edit >= self.cfg.edit_interval_s
-        if (final or due) and live.edited_total != p.finished + 10_000 * int(p.stopped):
+        shown = (p.finished, p.stopped)
+        if (final or due) and live.edited != shown:
             assert row.progress_event is not None
             if await self._edit(row.room, row.progress_event, p.render(now)) is not None:
                 live.last_edit = now
-                live.edited_total = p.finished + 10_000 * int(p.stopped)
+                live.edited = shown
                 self.edits_sent += 1
-        if final and not self.store.unsent_digests(burn_id) and not p._undigested:
+        if final and not self.store.unsent_digests(burn_id) and not p.undigested:
             self.store.mark_finished(burn_id)
             del self._live[burn_id]
             log.info("burn_finished", extra=fields(burn=burn_id, **p.counts()))

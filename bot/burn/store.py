@@ -9,12 +9,12 @@ first event instead of a second message: every result is reported exactly once.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.burn.progress import BurnProgress, ResultLine
+from bot.db import open_private_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS burn (
@@ -46,14 +46,15 @@ class BurnRow:
     withdrawn: int
     finished: float | None
 
+    @property
+    def repo(self) -> str:
+        """owner/name: a Gitea repo URL always ends with them, whatever the base URL."""
+        return "/".join(self.repo_url.rsplit("/", 2)[-2:])
+
 
 class BurnStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        path.chmod(0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_private_db(path, _SCHEMA)
 
     def close(self) -> None:
         self._db.close()

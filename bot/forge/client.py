@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -369,19 +369,35 @@ class GiteaClient:
 
     async def remove_label(self, owner: str, repo: str, number: int, name: str) -> bool:
         """Remove a label by name; False when the issue did not carry it (already removed)."""
-        issue = await self.get_issue(owner, repo, number)
-        match = next((label for label in issue.labels if label.name == name), None)
-        if match is None:
-            return False
-        try:
-            await self._request(
-                "DELETE",
-                f"/repos/{owner}/{repo}/issues/{number}/labels/{match.id}",
-                what=f"label {name} on {owner}/{repo}#{number}",
-            )
-        except NotFound:
-            return False
-        return True
+        return bool(await self.remove_labels(owner, repo, number, [name]))
+
+    async def remove_labels(
+        self,
+        owner: str,
+        repo: str,
+        number: int,
+        names: Iterable[str],
+        current: Sequence[Label] | None = None,
+    ) -> list[str]:
+        """Remove labels by name with one read of the issue (none if `current` is given,
+        e.g. what `add_labels` answered); returns the names that were removed."""
+        wanted = set(names)
+        if current is None:
+            current = (await self.get_issue(owner, repo, number)).labels
+        removed = []
+        for label in current:
+            if label.name not in wanted:
+                continue
+            try:
+                await self._request(
+                    "DELETE",
+                    f"/repos/{owner}/{repo}/issues/{number}/labels/{label.id}",
+                    what=f"label {label.name} on {owner}/{repo}#{number}",
+                )
+            except NotFound:
+                continue  # someone removed it first
+            removed.append(label.name)
+        return removed
 
     # -- comments --------------------------------------------------------------------
 

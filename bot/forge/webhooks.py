@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
 
+from bot.db import open_private_db
 from bot.forge.events import (
     BadDelivery,
     ForgeEvent,
@@ -42,13 +42,10 @@ class Outbox:
     """Deliveries accepted but not yet reported; the dedupe table is the same table."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        path.chmod(0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
+        self._db = open_private_db(
+            path,
             "CREATE TABLE IF NOT EXISTS delivery (id TEXT PRIMARY KEY, room TEXT,"
-            " event TEXT, received REAL, sent REAL)"
+            " event TEXT, received REAL, sent REAL);",
         )
 
     def accept(self, delivery_id: str, room_id: str | None, event: ForgeEvent | None) -> bool:
@@ -87,7 +84,6 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.messages_sent = 0
-        self.idle = asyncio.Event()
 
     def notify(self) -> None:
         self._wake.set()
@@ -107,9 +103,7 @@ class Dispatcher:
     async def _run(self) -> None:
         backoff = 1.0
         while True:
-            self.idle.set()
             await self._wake.wait()
-            self.idle.clear()
             # Deliberate batching delay: events arriving meanwhile join this message.
             await asyncio.sleep(self.window_s)
             self._wake.clear()

@@ -9,12 +9,11 @@ loses an event and a restart never runs a command twice.
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.db import open_private_db
 from bot.secrets import write_private
 
 
@@ -61,14 +60,7 @@ class BotState:
     """SQLite in WAL mode: each write is durable and cheap enough for the message path."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = not path.exists()
-        self._db = sqlite3.connect(path, isolation_level=None)
-        if fresh:
-            os.chmod(path, 0o600)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_private_db(path, _SCHEMA, synchronous="NORMAL")
 
     def close(self) -> None:
         self._db.close()

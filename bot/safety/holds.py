@@ -8,12 +8,12 @@ Only `clear` (an operator's `!review clear`) ends a hold; nothing a user sends d
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from bot.db import open_private_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS holds (
@@ -54,20 +54,8 @@ class Hold:
 class HoldStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.path.exists():
-            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-        os.chmod(self.path, 0o600)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
-        for suffix in ("-wal", "-shm"):
-            side = Path(str(self.path) + suffix)
-            if side.exists():
-                os.chmod(side, 0o600)
+        self._db = open_private_db(self.path, _SCHEMA, synchronous="FULL")
 
     def hold(
         self,

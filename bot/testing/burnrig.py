@@ -94,6 +94,7 @@ class BurnRig:
         self.alerts: list[str] = []
         self.wolves: dict[str, tuple[Wolf, asyncio.Task[None], GiteaClient]] = {}
         self.service: BurnService | None = None
+        self._bot_up = asyncio.Event()  # set while a BurnService runs
         self.token = ""
         self.chain: FallbackChain | None = None
         self.project = Project("web", f"{OWNER}/{REPO}", ROOM)
@@ -139,9 +140,11 @@ class BurnRig:
             self.room.send, self.room.edit, alert,
         )
         await self.service.start()
+        self._bot_up.set()
         return self.service
 
     async def stop_bot(self) -> None:
+        self._bot_up.clear()
         if self.service is not None:
             await self.service.close()
             await self.service.gitea.aclose()
@@ -197,7 +200,7 @@ class BurnRig:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(service.changed.wait(), 1.0)
                 else:
-                    await asyncio.sleep(0.05)  # the bot is restarting
+                    await self._bot_up.wait()  # the bot is restarting
 
         await asyncio.wait_for(loop(), timeout)
         return time.monotonic() - t0
