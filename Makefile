@@ -21,7 +21,7 @@ test: setup
 	$(BIN)/pytest -q
 
 lint: setup
-	$(BIN)/ruff check bot agents tests bench
+	$(BIN)/ruff check fleet fleetcore bot agents tests bench tools
 	$(BIN)/mypy
 
 setup: $(STAMP) nats-server

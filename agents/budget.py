@@ -17,8 +17,8 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from agents.bus.subjects import LIMITS_BUCKET
 from agents.triage import CommentBudget
+from fleetcore.bus.subjects import LIMITS_BUCKET
 
 log = logging.getLogger("hermes.budget")
 
@@ -46,9 +46,7 @@ async def open_limits(js: JetStreamContext) -> KeyValue:
 class FleetBudget(CommentBudget):
     """At most `per_hour` comments per clock hour (UTC) across the whole fleet."""
 
-    def __init__(
-        self, kv: KeyValue, per_hour: int, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, kv: KeyValue, per_hour: int, clock: Callable[[], float] = time.time) -> None:
         self.kv = kv
         self.per_hour = per_hour
         self.clock = clock

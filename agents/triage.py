@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
-from agents.bus.messages import Result, Task
 from agents.claim import (
     claim_comment_body,
     decide_after_claim,
@@ -24,18 +23,18 @@ from agents.claim import (
     parse_claim,
     still_mine,
 )
-from agents.models.chain import ChainError, Completion, NoPrivateProvider, RequestRejected
 from agents.rubric import RUBRIC_INSTRUCTIONS, check_triage, find_task_marker, format_comment
 from agents.rubric import repair_prompt as rubric_repair_prompt
-from bot.forge.client import GiteaClient, GiteaError, GiteaUnavailable, NotFound
-from bot.forge.models import Comment, Issue
-from bot.safety import screen
+from fleetcore.bus.messages import CRISIS_DETAIL, Result, Task
+from fleetcore.forge.client import GiteaClient, GiteaError, GiteaUnavailable, NotFound
+from fleetcore.forge.models import Comment, Issue
+from fleetcore.models.chain import ChainError, Completion, NoPrivateProvider, RequestRejected
+from fleetcore.safety import screen
 
 log = logging.getLogger("hermes.wolf")
 
 TRIAGED = "triaged"
 NEEDS_HUMAN = "needs-human"
-CRISIS_DETAIL = "crisis: the issue's text may be about someone's safety; not sent to a model"
 Complete = Callable[[list[dict[str, str]], bool], Awaitable[Completion]]
 Alive = Callable[[str], Awaitable[bool]]
 StartedAt = Callable[[str], Awaitable[datetime | None]]
@@ -134,9 +133,7 @@ class Triager:
         except GiteaError as exc:
             return TaskOutcome(Disposition.TERM, self._result(task, "failed", f"gitea: {exc}"))
 
-    async def _alive_set(
-        self, names: set[str], comments: list[Comment] | None = None
-    ) -> set[str]:
+    async def _alive_set(self, names: set[str], comments: list[Comment] | None = None) -> set[str]:
         """Wolves whose claims count: alive, and (if we can tell) claimed in this life.
 
         A wolf restarted under the same name is alive again, but a claim it made before the
@@ -154,8 +151,13 @@ class Triager:
             started = await self.started_at(name)
             if started is None:
                 continue
-            times = [c.created_at for c in comments if c.created_at is not None
-                     and (claim := parse_claim(c.body)) is not None and claim.wolf == name]
+            times = [
+                c.created_at
+                for c in comments
+                if c.created_at is not None
+                and (claim := parse_claim(c.body)) is not None
+                and claim.wolf == name
+            ]
             if times and max(times) < started - CLOCK_SKEW:
                 continue  # every claim it holds here predates its current run
             live.add(name)
@@ -178,7 +180,8 @@ class Triager:
             return TaskOutcome(Disposition.ACK, self._result(task, "skipped", "issue is closed"))
 
         others_on_task = {
-            c.wolf for c in (parse_claim(x.body) for x in comments)
+            c.wolf
+            for c in (parse_claim(x.body) for x in comments)
             if c is not None and c.task_id == task.task_id and c.wolf != self.wolf
         }
         if await self._alive_set(others_on_task, comments) - {self.wolf}:
@@ -254,8 +257,7 @@ class Triager:
             detail = "rubric: " + "; ".join(check.problems)
             return TaskOutcome(
                 Disposition.ACK,
-                self._result(task, "failed", detail, provider=answer.provider,
-                             model=answer.model),
+                self._result(task, "failed", detail, provider=answer.provider, model=answer.model),
             )
         assert check.triage is not None
         if check.triage.confidence == "low":
@@ -263,8 +265,13 @@ class Triager:
             await self._release(task, claim_id)
             return TaskOutcome(
                 Disposition.ACK,
-                self._result(task, "needs_human", "low confidence: " + check.triage.next_action,
-                             provider=answer.provider, model=answer.model),
+                self._result(
+                    task,
+                    "needs_human",
+                    "low confidence: " + check.triage.next_action,
+                    provider=answer.provider,
+                    model=answer.model,
+                ),
             )
         if self.budget is not None:
             wait = await self.budget.take()
@@ -284,8 +291,14 @@ class Triager:
         await self._finish(task, current)
         return TaskOutcome(
             Disposition.ACK,
-            self._result(task, "done", check.triage.next_action, comment_url=posted.html_url,
-                         provider=answer.provider, model=answer.model),
+            self._result(
+                task,
+                "done",
+                check.triage.next_action,
+                comment_url=posted.html_url,
+                provider=answer.provider,
+                model=answer.model,
+            ),
         )
 
     async def _finish(self, task: Task, comments: list[Comment]) -> None:
@@ -293,7 +306,8 @@ class Triager:
         labels = await self.gitea.add_labels(owner, repo, task.issue_number, [TRIAGED])
         # The task is done: every claim on it goes, ours and a crashed wolf's alike.
         claims = [
-            (c.id, claim.wolf) for c in comments
+            (c.id, claim.wolf)
+            for c in comments
             if (claim := parse_claim(c.body)) is not None
             and (claim.wolf == self.wolf or claim.task_id == task.task_id)
         ]

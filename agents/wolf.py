@@ -23,15 +23,15 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from agents.budget import FleetBudget, open_limits
-from agents.bus.config import BusConfig
-from agents.bus.connect import connect
-from agents.bus.messages import AgentRecord, BadMessage, Result, Task, publish_result, utcnow
-from agents.bus.registry import Heartbeat, Registry
-from agents.bus.streams import ensure_streams, pull_tasks
-from agents.models.chain import Completion, FallbackChain
 from agents.triage import CommentBudget, Disposition, TaskOutcome, Triager
-from bot.forge.client import GiteaClient
-from bot.log import fields
+from fleetcore.bus.config import BusConfig
+from fleetcore.bus.connect import connect
+from fleetcore.bus.messages import AgentRecord, BadMessage, Result, Task, publish_result, utcnow
+from fleetcore.bus.registry import Heartbeat, Registry
+from fleetcore.bus.streams import ensure_streams, pull_tasks
+from fleetcore.forge.client import GiteaClient
+from fleetcore.log import fields
+from fleetcore.models.chain import Completion, FallbackChain
 
 log = logging.getLogger("hermes.wolf")
 
@@ -184,8 +184,7 @@ class Wolf:
         except Exception as exc:
             # The bus went away between the work and the ack: the task is redelivered
             # after ack_wait, finds its comment, and reports then. Nothing is lost.
-            log.warning("settle_failed", extra=fields(task=task.task_id,
-                                                       error=type(exc).__name__))
+            log.warning("settle_failed", extra=fields(task=task.task_id, error=type(exc).__name__))
 
     async def _in_progress(self, msg: Msg) -> None:
         """Keep JetStream from redelivering a task we are still working on."""
@@ -201,12 +200,17 @@ class Wolf:
         if outcome.disposition is Disposition.RETRY:
             delivered = msg.metadata.num_delivered or 1
             if delivered < self.bus.max_deliver:
-                log.info("task_retry", extra=fields(task=task.task_id, reason=outcome.reason,
-                                                    delay_s=outcome.retry_after_s))
+                log.info(
+                    "task_retry",
+                    extra=fields(
+                        task=task.task_id, reason=outcome.reason, delay_s=outcome.retry_after_s
+                    ),
+                )
                 await msg.nak(delay=outcome.retry_after_s)
                 return
-            result = Result.for_task(task, "failed", self.name,
-                                     f"gave up after {delivered} tries: {outcome.reason}")
+            result = Result.for_task(
+                task, "failed", self.name, f"gave up after {delivered} tries: {outcome.reason}"
+            )
         if result is not None:
             await publish_result(self.js, result)
             self._count(result)
@@ -214,9 +218,14 @@ class Wolf:
             await msg.term()
         else:
             await msg.ack_sync()
-        log.info("task_settled", extra=fields(
-            task=task.task_id, outcome=result.outcome if result else None,
-            provider=result.provider if result else None))
+        log.info(
+            "task_settled",
+            extra=fields(
+                task=task.task_id,
+                outcome=result.outcome if result else None,
+                provider=result.provider if result else None,
+            ),
+        )
 
     def _count(self, result: Result) -> None:
         if result.outcome == "done":
@@ -228,14 +237,22 @@ class Wolf:
 
 
 def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, FallbackChain]:
-    from bot.config import FleetConfig
-    from bot.forge.area import client_from_config, project_store
-    from bot.services import Soul
+    from fleetcore.config import FleetConfig
+    from fleetcore.forge.client import client_from_config
+    from fleetcore.projects import project_store
+    from fleetcore.soul import Soul
 
     assert isinstance(cfg, FleetConfig)
     if cfg.bus is None or cfg.gitea is None or not cfg.fallback_providers:
-        missing = [k for k, v in (("bus", cfg.bus), ("gitea", cfg.gitea),
-                                  ("fallback_providers", cfg.fallback_providers)) if not v]
+        missing = [
+            k
+            for k, v in (
+                ("bus", cfg.bus),
+                ("gitea", cfg.gitea),
+                ("fallback_providers", cfg.fallback_providers),
+            )
+            if not v
+        ]
         raise SystemExit(f"fleet wolf needs {', '.join(missing)} in the config")
     soul = Soul.load(cfg.soul)
     chain = FallbackChain.from_config(cfg.model, cfg.fallback_providers, cfg.chain, soul.text)
@@ -263,11 +280,19 @@ def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, Fa
         return True
 
     # The budget is the fleet-wide one the wolf opens in NATS KV once connected.
-    triager = Triager(name, gitea, complete, unknown, None, sensitive,
-                      stale_after_s=cfg.bus.heartbeat_ttl_s)
+    triager = Triager(
+        name, gitea, complete, unknown, None, sensitive, stale_after_s=cfg.bus.heartbeat_ttl_s
+    )
     primary = cfg.model.default if cfg.model else cfg.fallback_providers[0].model
-    wolf = Wolf(name, tier, cfg.bus, triager, primary, wolves.concurrency,
-                comments_per_hour=wolves.comments_per_hour)
+    wolf = Wolf(
+        name,
+        tier,
+        cfg.bus,
+        triager,
+        primary,
+        wolves.concurrency,
+        comments_per_hour=wolves.comments_per_hour,
+    )
     return wolf, gitea, chain
 
 
@@ -286,7 +311,7 @@ async def _main(cfg: object, name: str, tier: str) -> int:
 
 
 def wolf_main(cfg: object, name: str, tier: str) -> int:
-    from bot.log import setup
+    from fleetcore.log import setup
 
     setup(getattr(cfg, "log_level", "info"))
     return asyncio.run(_main(cfg, name, tier))

@@ -38,18 +38,18 @@ from urllib.parse import quote
 
 import httpx
 
-from agents.bus.config import BusConfig
-from agents.models.chain import Completion, FallbackChain
-from agents.models.config import ChainConfig, ProviderConfig
-from agents.models.fakes import FakeProvider, ok, triage_reply
 from agents.triage import Triager
 from agents.wolf import HourlyBudget, Wolf
-from bot.burn.config import BurnConfig
-from bot.forge.client import GiteaClient
-from bot.local.nats import NatsServer
-from bot.local.synapse import SynapseServer
-from bot.testing.burnrig import OWNER, REPO, BurnRig, RoutingOnly
-from bot.testing.gitea_standin import GiteaStandin
+from fleet.local.nats import NatsServer
+from fleet.local.synapse import SynapseServer
+from fleetcore.bus.config import BusConfig
+from fleetcore.config.burn import BurnConfig
+from fleetcore.forge.client import GiteaClient
+from fleetcore.models.chain import Completion, FallbackChain
+from fleetcore.models.config import ChainConfig, ProviderConfig
+from fleettest.burnrig import OWNER, REPO, BurnRig, RoutingOnly
+from fleettest.gitea_standin import GiteaStandin
+from fleettest.models_fake import FakeProvider, ok, triage_reply
 
 TICK = os.sysconf("SC_CLK_TCK")
 TARGET_RATE, TARGET_MESSAGES = 50.0, 5
@@ -69,7 +69,7 @@ def machine_busy_s() -> float:
 
 def quiet_shutdown() -> None:
     """Closing the bus on purpose is not news: no `nats_disconnected` warnings at the end."""
-    logging.getLogger("agents.bus.connect").setLevel(logging.ERROR)
+    logging.getLogger("fleetcore.bus.connect").setLevel(logging.ERROR)
 
 
 def _profiled(

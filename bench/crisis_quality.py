@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.safety import screen  # noqa: E402
+from fleetcore.safety import screen  # noqa: E402
 
 GRAY = ("hyperbole", "meta-quoted", "third-party-support")
 HEADLINE = ("dev-chat", "benign-violent-word", "prevention-discussion")

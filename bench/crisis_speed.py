@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.safety import screen  # noqa: E402
+from fleetcore.safety import screen  # noqa: E402
 
 _SUBJECTS = [
     "the build",

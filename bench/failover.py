@@ -16,9 +16,9 @@ import statistics
 import time
 from pathlib import Path
 
-from agents.models import fakes
-from agents.models.chain import FallbackChain
-from agents.models.config import ChainConfig, ProviderConfig
+import fleettest.models_fake as fakes
+from fleetcore.models.chain import FallbackChain
+from fleetcore.models.config import ChainConfig, ProviderConfig
 
 ASK = [{"role": "user", "content": "hi"}]
 FIRST_BYTE_S = 1.0

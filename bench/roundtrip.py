@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from bot.config import parse_config
-from bot.local.synapse import SynapseServer
-from bot.testing.botrunner import BotRunner
-from bot.testing.operator import OperatorClient
+from fleet.local.botrunner import BotRunner
+from fleet.local.operator import OperatorClient
+from fleet.local.synapse import SynapseServer
+from fleetcore.config import parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 

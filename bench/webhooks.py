@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from bot.forge.webhooks import Dispatcher, Outbox, WebhookReceiver, WebhookServer
-from bot.projects import Project, ProjectStore
+from fleetcore.projects import Project, ProjectStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "gitea" / "webhooks"
 SECRET = "bench-secret"
@@ -38,19 +38,20 @@ async def main(events: int, seconds: float, window: float) -> None:
 
     async def send(room: str, text: str) -> bool:
         sent.append((time.perf_counter(), text))
-        n = sum(int(t.split()[0]) if "forge events in" in t.splitlines()[0] else 1
-                for _, t in sent)
+        n = sum(int(t.split()[0]) if "forge events in" in t.splitlines()[0] else 1 for _, t in sent)
         if n >= events:
             all_in.set()
         return True
 
     with tempfile.TemporaryDirectory() as tmp:
-        projects = ProjectStore(Path(tmp) / "p.json",
-                                {"ex": Project("ex", "example/example", "!room:bench")})
+        projects = ProjectStore(
+            Path(tmp) / "p.json", {"ex": Project("ex", "example/example", "!room:bench")}
+        )
         outbox = Outbox(Path(tmp) / "hooks.db")
         server = WebhookServer(
             WebhookReceiver(SECRET, projects, outbox, Dispatcher(outbox, send, window)),
-            "127.0.0.1", 0,
+            "127.0.0.1",
+            0,
         )
         await server.start()
         handling: list[float] = []
@@ -59,8 +60,7 @@ async def main(events: int, seconds: float, window: float) -> None:
             for i in range(events):
                 body, headers = bodies[i % len(bodies)]
                 h = dict(headers)
-                h["X-Gitea-Signature"] = hmac.new(SECRET.encode(), body,
-                                                  hashlib.sha256).hexdigest()
+                h["X-Gitea-Signature"] = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
                 h["X-Gitea-Delivery"] = str(uuid.uuid4())
                 due = t0 + i * seconds / max(events - 1, 1)
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))  # pacing the load
@@ -76,9 +76,11 @@ async def main(events: int, seconds: float, window: float) -> None:
     print(f"{events} deliveries over {seconds:.0f} s, batching window {window:.1f} s")
     print(f"  room messages sent       {len(sent)}")
     print(f"  last delivery -> notice  {(sent[-1][0] - last) * 1000:.0f} ms")
-    print(f"  handling per delivery    median {statistics.median(handling) * 1000:.2f} ms, "
-          f"p99 {handling[int(0.99 * (len(handling) - 1))] * 1000:.2f} ms "
-          "(HMAC, parse, outbox write, 200; over loopback HTTP)")
+    print(
+        f"  handling per delivery    median {statistics.median(handling) * 1000:.2f} ms, "
+        f"p99 {handling[int(0.99 * (len(handling) - 1))] * 1000:.2f} ms "
+        "(HMAC, parse, outbox write, 200; over loopback HTTP)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,3 +1,1 @@
-"""Hermes fleet: the Matrix bot at the front door of a self-hosted agent fleet."""
-
-__version__ = "0.1.0"
+"""The Matrix front door: decrypt -> crisis guard -> access -> parse -> execute -> report."""

@@ -12,28 +12,28 @@ import signal
 from contextlib import suppress
 from pathlib import Path
 
-from agents.models.chain import Completion, FallbackChain
 from bot.burn.service import BurnService
 from bot.burn.store import BurnStore
 from bot.commands import CommandRegistry, builtin, review, trust
 from bot.commands import burn as burn_commands
-from bot.config import FleetConfig, TrustPolicy
 from bot.converse import Conversation
 from bot.crosssign.api import ensure_identity
 from bot.crosssign.operators import OperatorTrust
 from bot.crosssign.verify import IdentityPins
 from bot.forge.area import ForgeArea
-from bot.log import fields
+from bot.holds import HoldStore
 from bot.matrix.client import MatrixShell
 from bot.matrix.state import BotState
 from bot.pipeline import Pipeline
 from bot.pipeline.guard import CrisisGuard
 from bot.pipeline.message import Reply
 from bot.pipeline.report import Reporter
-from bot.safety.holds import HoldStore
-from bot.safety.modelgate import readiness_path
-from bot.safety.modeltest import ReadinessStore
 from bot.services import BotServices, Soul
+from fleetcore.config import FleetConfig, TrustPolicy
+from fleetcore.log import fields
+from fleetcore.models.chain import Completion, FallbackChain
+from fleetcore.safety.modelgate import readiness_path
+from fleetcore.safety.modeltest import ReadinessStore
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,14 @@ class BotApp:
             return await self.reporter.alert_operators(text, room)
 
         self.burns = BurnService(
-            cfg.bus, cfg.burn, BurnStore(cfg.bot_dir / "burns.db"), self.forge.client,
-            cfg.gitea.url, send, matrix.edit, alert,
+            cfg.bus,
+            cfg.burn,
+            BurnStore(cfg.bot_dir / "burns.db"),
+            self.forge.client,
+            cfg.gitea.url,
+            send,
+            matrix.edit,
+            alert,
         )
         await self.burns.start()
         burn_commands.register(self.registry, self.burns, self.forge.projects)

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.log import fields
 from bot.pipeline.message import Incoming
-from bot.safety import Level, Verdict
-from bot.safety.protocol import SafetyConfig, guard_model_reply
+from fleetcore.log import fields
+from fleetcore.safety import Level, Verdict
+from fleetcore.safety.protocol import SafetyConfig, guard_model_reply
 
 log = logging.getLogger(__name__)
 

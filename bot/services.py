@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot import __version__
+from fleetcore import __version__
+from fleetcore.soul import Soul
 
 if TYPE_CHECKING:
-    from bot.config import FleetConfig
     from bot.matrix.client import MatrixShell
+    from fleetcore.config import FleetConfig
 
 # A health check answers (ok, one-line detail); it must not raise.
 HealthCheck = Callable[[], Awaitable[tuple[bool, str]]]
-
-
-@dataclass(frozen=True)
-class Soul:
-    text: str
-    sha256: str
-
-    @classmethod
-    def load(cls, path: Path) -> Soul:
-        data = path.read_bytes()
-        return cls(data.decode("utf-8"), hashlib.sha256(data).hexdigest())
 
 
 @dataclass

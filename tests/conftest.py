@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.local.nats import NatsServer
-from bot.local.synapse import Account, SynapseServer
+from fleet.local.nats import NatsServer
+from fleet.local.synapse import Account, SynapseServer
 
 _users = itertools.count()
 

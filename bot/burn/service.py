@@ -22,18 +22,17 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
-from agents.bus.config import BusConfig
-from agents.bus.connect import connect
-from agents.bus.messages import BadMessage, Result, Task, publish_task
-from agents.bus.registry import Registry
-from agents.bus.streams import ensure_streams, pull_results, queue_depth, withdraw_burn
-from agents.triage import CRISIS_DETAIL
-from bot.burn.config import BurnConfig
 from bot.burn.progress import BurnProgress, DigestClock, ResultLine
 from bot.burn.store import BurnRow, BurnStore
-from bot.forge.client import GiteaClient
-from bot.log import fields
-from bot.projects import Project
+from fleetcore.bus.config import BusConfig
+from fleetcore.bus.connect import connect
+from fleetcore.bus.messages import CRISIS_DETAIL, BadMessage, Result, Task, publish_task
+from fleetcore.bus.registry import Registry
+from fleetcore.bus.streams import ensure_streams, pull_results, queue_depth, withdraw_burn
+from fleetcore.config.burn import BurnConfig
+from fleetcore.forge.client import GiteaClient
+from fleetcore.log import fields
+from fleetcore.projects import Project
 
 log = logging.getLogger("hermes.burn")
 
@@ -100,8 +99,9 @@ class BurnService:
         for row in self.store.running():
             progress = self.store.progress(row.id)
             assert progress is not None
-            self._live[row.id] = _Live(row, progress, DigestClock(self.clock(),
-                                                                 self.cfg.digest_interval_s))
+            self._live[row.id] = _Live(
+                row, progress, DigestClock(self.clock(), self.cfg.digest_interval_s)
+            )
         await self._requeue_unfinished()
         sub = await pull_results(self.js)
         self._tasks = [
@@ -149,15 +149,22 @@ class BurnService:
     # -- commands ----------------------------------------------------------------------
 
     async def begin(
-        self, project: Project, room: str, *, limit: int | None, label: str | None,
+        self,
+        project: Project,
+        room: str,
+        *,
+        limit: int | None,
+        label: str | None,
         tier: str | None,
     ) -> str:
         """Queue a burn and post its progress message; returns the burn id."""
         assert self.js is not None, "start() first"
         running = self._running_in(room)
         if running is not None:
-            raise BurnError(f"Burn {running.id} is still running here: `!burn status` shows "
-                            "it, `!burn stop` withdraws what is still queued.")
+            raise BurnError(
+                f"Burn {running.id} is still running here: `!burn status` shows "
+                "it, `!burn stop` withdraws what is still queued."
+            )
         limit = limit or self.cfg.default_limit
         if limit > self.cfg.max_limit:
             raise BurnError(f"--limit is at most {self.cfg.max_limit}.")
@@ -178,12 +185,25 @@ class BurnService:
             raise BurnError(f"No open, unclaimed, untriaged issues{what} in {project.repo}.")
         burn_id = "b" + secrets.token_hex(4)
         Task.new(burn_id, project.name, project.repo, 1, tier)  # validates names early
-        row = BurnRow(burn_id, project.name, room, f"{self.gitea_url}/{project.repo}", tier,
-                      len(numbers), self.clock(), None, False, 0, None)
+        row = BurnRow(
+            burn_id,
+            project.name,
+            room,
+            f"{self.gitea_url}/{project.repo}",
+            tier,
+            len(numbers),
+            self.clock(),
+            None,
+            False,
+            0,
+            None,
+        )
         self.store.create(row, numbers)
-        live = _Live(row, BurnProgress(burn_id, project.name, row.repo_url, len(numbers),
-                                       row.started), DigestClock(self.clock(),
-                                                                 self.cfg.digest_interval_s))
+        live = _Live(
+            row,
+            BurnProgress(burn_id, project.name, row.repo_url, len(numbers), row.started),
+            DigestClock(self.clock(), self.cfg.digest_interval_s),
+        )
         self._live[burn_id] = live
         event = await self._send(room, live.progress.render(self.clock()), f"{burn_id}-progress")
         if event is not None:
@@ -191,10 +211,11 @@ class BurnService:
             live.row = self.store.burn(burn_id) or row
             self.messages_sent += 1
         for number in numbers:
-            await publish_task(self.js, Task.new(burn_id, project.name, project.repo, number,
-                                                 tier))
-        log.info("burn_started", extra=fields(burn=burn_id, project=project.name,
-                                              tasks=len(numbers), tier=tier))
+            await publish_task(self.js, Task.new(burn_id, project.name, project.repo, number, tier))
+        log.info(
+            "burn_started",
+            extra=fields(burn=burn_id, project=project.name, tasks=len(numbers), tier=tier),
+        )
         return burn_id
 
     async def stop(self, room: str) -> str:
@@ -208,15 +229,18 @@ class BurnService:
         live.progress.stopped = True
         live.progress.withdrawn += withdrawn
         self._wake.set()
-        return (f"Stopped burn {row.id}: withdrew {withdrawn} queued task(s); tasks already "
-                "with a wolf finish and are reported.")
+        return (
+            f"Stopped burn {row.id}: withdrew {withdrawn} queued task(s); tasks already "
+            "with a wolf finish and are reported."
+        )
 
     def status(self, room: str) -> str:
         row = self._running_in(room) or self.store.latest_in_room(room)
         if row is None:
             return "No burn has run in this room."
-        progress = self._live[row.id].progress if row.id in self._live else \
-            self.store.progress(row.id)
+        progress = (
+            self._live[row.id].progress if row.id in self._live else self.store.progress(row.id)
+        )
         assert progress is not None
         return progress.render(self.clock())
 
@@ -301,8 +325,14 @@ class BurnService:
             # Not a running burn of ours (finished, or another bot's): nothing to report.
             await msg.ack()
             return
-        line = ResultLine(result.issue_number, result.outcome, result.detail,
-                          result.comment_url, result.wolf, result.provider or "")
+        line = ResultLine(
+            result.issue_number,
+            result.outcome,
+            result.detail,
+            result.comment_url,
+            result.wolf,
+            result.provider or "",
+        )
         fresh = self.store.add_result(result.burn_id, line)
         if fresh:
             live.progress.add(line)

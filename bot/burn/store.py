@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.burn.progress import BurnProgress, ResultLine
-from bot.db import open_private_db
+from fleetcore.db import open_private_db
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS burn (
@@ -64,9 +64,20 @@ class BurnStore:
     def create(self, row: BurnRow, issues: list[int]) -> None:
         self._db.execute(
             "INSERT INTO burn VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (row.id, row.project, row.room, row.repo_url, row.tier, row.total, row.started,
-             row.progress_event, int(row.stopped), row.withdrawn, row.finished,
-             json.dumps(issues)),
+            (
+                row.id,
+                row.project,
+                row.room,
+                row.repo_url,
+                row.tier,
+                row.total,
+                row.started,
+                row.progress_event,
+                int(row.stopped),
+                row.withdrawn,
+                row.finished,
+                json.dumps(issues),
+            ),
         )
 
     def set_progress_event(self, burn_id: str, event_id: str) -> None:
@@ -89,16 +100,31 @@ class BurnStore:
         ).fetchone()
         if row is None:
             return None
-        return BurnRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-                       bool(row[8]), row[9], row[10])
+        return BurnRow(
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            bool(row[8]),
+            row[9],
+            row[10],
+        )
 
     def issues(self, burn_id: str) -> list[int]:
         row = self._db.execute("SELECT issues FROM burn WHERE id = ?", (burn_id,)).fetchone()
         return [] if row is None else list(json.loads(row[0]))
 
     def running(self) -> list[BurnRow]:
-        ids = [r[0] for r in self._db.execute(
-            "SELECT id FROM burn WHERE finished IS NULL ORDER BY started").fetchall()]
+        ids = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT id FROM burn WHERE finished IS NULL ORDER BY started"
+            ).fetchall()
+        ]
         return [b for b in (self.burn(i) for i in ids) if b is not None]
 
     def latest_in_room(self, room: str) -> BurnRow | None:
@@ -113,8 +139,15 @@ class BurnStore:
         """False when this issue's result was stored before (a redelivery)."""
         cur = self._db.execute(
             "INSERT OR IGNORE INTO result VALUES (?,?,?,?,?,?,?,NULL)",
-            (burn_id, line.issue_number, line.outcome, line.summary, line.url, line.wolf,
-             line.provider),
+            (
+                burn_id,
+                line.issue_number,
+                line.outcome,
+                line.summary,
+                line.url,
+                line.wolf,
+                line.provider,
+            ),
         )
         return cur.rowcount == 1
 
@@ -123,8 +156,15 @@ class BurnStore:
         b = self.burn(burn_id)
         if b is None:
             return None
-        p = BurnProgress(b.id, b.project, b.repo_url, b.total, b.started,
-                         stopped=b.stopped, withdrawn=b.withdrawn)
+        p = BurnProgress(
+            b.id,
+            b.project,
+            b.repo_url,
+            b.total,
+            b.started,
+            stopped=b.stopped,
+            withdrawn=b.withdrawn,
+        )
         for issue, outcome, summary, url, wolf, provider, digest in self._db.execute(
             "SELECT issue, outcome, summary, url, wolf, provider, digest FROM result"
             " WHERE burn = ? ORDER BY rowid",
@@ -137,9 +177,13 @@ class BurnStore:
         return p
 
     def undigested(self, burn_id: str) -> list[int]:
-        return [r[0] for r in self._db.execute(
-            "SELECT issue FROM result WHERE burn = ? AND digest IS NULL ORDER BY rowid",
-            (burn_id,))]
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT issue FROM result WHERE burn = ? AND digest IS NULL ORDER BY rowid",
+                (burn_id,),
+            )
+        ]
 
     # -- digests (the messages that report results) ------------------------------------
 
@@ -154,9 +198,13 @@ class BurnStore:
             )
 
     def unsent_digests(self, burn_id: str) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in self._db.execute(
-            "SELECT txn, body FROM digest WHERE burn = ? AND sent IS NULL ORDER BY rowid",
-            (burn_id,))]
+        return [
+            (r[0], r[1])
+            for r in self._db.execute(
+                "SELECT txn, body FROM digest WHERE burn = ? AND sent IS NULL ORDER BY rowid",
+                (burn_id,),
+            )
+        ]
 
     def digest_sent(self, txn: str) -> None:
         self._db.execute("UPDATE digest SET sent = ? WHERE txn = ?", (time.time(), txn))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bot.burn.service import BurnError, BurnService
 from bot.commands import CommandContext, CommandRegistry, UsageError
-from bot.forge.client import GiteaError
 from bot.pipeline.parse import split_flags
-from bot.projects import ProjectStore
+from fleetcore.forge.client import GiteaError
+from fleetcore.projects import ProjectStore
 
 
 def register(registry: CommandRegistry, burns: BurnService, projects: ProjectStore) -> None:
@@ -37,8 +37,9 @@ def register(registry: CommandRegistry, burns: BurnService, projects: ProjectSto
                 raise UsageError("--limit takes a positive number.")
             limit = int(flags["limit"])
         try:
-            await burns.begin(project, room, limit=limit, label=flags.get("label"),
-                              tier=flags.get("tier"))
+            await burns.begin(
+                project, room, limit=limit, label=flags.get("label"), tier=flags.get("tier")
+            )
         except BurnError as exc:
             return str(exc)
         except ValueError as exc:  # a tier name that cannot be a subject token

@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 
 from bot.commands import CommandContext, CommandRegistry, UsageError
-from bot.forge.client import GiteaClient, GiteaError, GiteaUnavailable, NotFound
 from bot.pipeline.parse import split_flags
-from bot.projects import REPO_RE, Project, ProjectStore
+from fleetcore.forge.client import GiteaClient, GiteaError, GiteaUnavailable, NotFound
+from fleetcore.projects import REPO_RE, Project, ProjectStore
 
 ISSUE_REF = re.compile(r"^#?(\d{1,9})$")
 PAGE_SIZE = 20

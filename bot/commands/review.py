@@ -6,9 +6,9 @@ import logging
 from datetime import UTC, datetime
 
 from bot.commands import CommandContext, CommandRegistry, UsageError
-from bot.config import USER_ID_RE
-from bot.log import fields
-from bot.safety.holds import HoldStore
+from bot.holds import HoldStore
+from fleetcore.config import USER_ID_RE
+from fleetcore.log import fields
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bot.commands import CommandContext, CommandRegistry, UsageError
-from bot.config import USER_ID_RE
 from bot.crosssign.operators import OperatorTrust
+from fleetcore.config import USER_ID_RE
 
 
 def register(

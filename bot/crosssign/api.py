@@ -18,8 +18,8 @@ import httpx
 
 from bot.crosssign.keys import CrossSigningKeys, fingerprint
 from bot.crosssign.verify import cross_signing_key, device_is_cross_signed
-from bot.log import fields
-from bot.secrets import write_private
+from fleetcore.log import fields
+from fleetcore.secrets import write_private
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from bot.crosssign.signing import (
     unpadded_b64decode,
     unpadded_b64encode,
 )
-from bot.secrets import write_private
+from fleetcore.secrets import write_private
 
 KEYS_FILE = "cross_signing.json"
 _FORMAT_VERSION = 1

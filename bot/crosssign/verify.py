@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from bot.crosssign.keys import fingerprint
 from bot.crosssign.signing import verify_signature
-from bot.log import fields
-from bot.secrets import write_private
+from fleetcore.log import fields
+from fleetcore.secrets import write_private
 
 log = logging.getLogger(__name__)
 

@@ -10,35 +10,16 @@ import logging
 
 from bot.commands import CommandRegistry
 from bot.commands import forge as forge_commands
-from bot.config import FleetConfig
-from bot.forge.client import GiteaClient, GiteaError
 from bot.forge.webhooks import Dispatcher, Outbox, WebhookReceiver, WebhookServer
-from bot.log import fields
 from bot.matrix.client import MatrixShell
 from bot.pipeline.message import Reply
-from bot.projects import Project, ProjectStore
 from bot.services import BotServices
+from fleetcore.config import FleetConfig
+from fleetcore.forge.client import GiteaError, client_from_config
+from fleetcore.log import fields
+from fleetcore.projects import project_store
 
 log = logging.getLogger("hermes.forge")
-
-
-def client_from_config(cfg: FleetConfig) -> GiteaClient:
-    assert cfg.gitea is not None
-    g = cfg.gitea
-    return GiteaClient(
-        g.url,
-        g.token.get(),
-        connect_timeout_s=g.connect_timeout_s,
-        read_timeout_s=g.read_timeout_s,
-        retries=g.retries,
-    )
-
-
-def project_store(cfg: FleetConfig) -> ProjectStore:
-    configured = {
-        name: Project(name, p.repo, p.room, p.privacy) for name, p in cfg.projects.items()
-    }
-    return ProjectStore(cfg.bot_dir / "projects.json", configured)
 
 
 class ForgeArea:
@@ -74,8 +55,9 @@ class ForgeArea:
                 if (await self.client.get_repo(owner, name)).private:
                     self.private_repos.add(project.repo.lower())
             except GiteaError as exc:
-                log.warning("project_repo_unchecked", extra=fields(project=project.name,
-                                                                   error=str(exc)))
+                log.warning(
+                    "project_repo_unchecked", extra=fields(project=project.name, error=str(exc))
+                )
         hook = self.cfg.gitea.webhook if self.cfg.gitea else None
         if hook is not None:
             self.outbox = Outbox(self.cfg.bot_dir / "webhooks.db")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from bot.config import FleetConfig
 from bot.forge.area import client_from_config, project_store
-from bot.forge.client import GiteaError
+from fleetcore.config import FleetConfig
+from fleetcore.forge.client import GiteaError
 
 
 async def install_hook(cfg: FleetConfig, project_name: str) -> tuple[int, str]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bot.safety import screen
+from fleetcore.safety import screen
 
 # Gitea's X-Gitea-Event is the broad event: label and assignment changes arrive as `issues`.
 HANDLED_ACTIONS: dict[str, frozenset[str]] = {

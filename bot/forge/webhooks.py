@@ -19,7 +19,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.db import open_private_db
 from bot.forge.events import (
     BadDelivery,
     ForgeEvent,
@@ -27,9 +26,10 @@ from bot.forge.events import (
     render_notice,
     verify_signature,
 )
-from bot.local.proc import free_port
-from bot.log import fields
-from bot.projects import ProjectStore
+from fleetcore.db import open_private_db
+from fleetcore.log import fields
+from fleetcore.proc import free_port
+from fleetcore.projects import ProjectStore
 
 log = logging.getLogger("hermes.forge.webhooks")
 

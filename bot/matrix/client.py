@@ -36,12 +36,12 @@ from nio import (
 )
 from nio.crypto import OlmDevice
 
-from bot.config import FleetConfig
-from bot.log import fields
 from bot.matrix.state import BotState, Session, load_session, save_session
 from bot.matrix.trust import DeviceFacts, DeviceVerdict, decide_device, fingerprint
 from bot.pipeline.decrypt import from_event
 from bot.pipeline.message import Incoming, Reply, Undecryptable
+from fleetcore.config import FleetConfig
+from fleetcore.log import fields
 
 log = logging.getLogger(__name__)
 
@@ -430,9 +430,7 @@ class MatrixShell:
             await self.apply_trust()
             for _ in range(3):
                 try:
-                    resp = await client.room_send(
-                        room_id, "m.room.message", content, tx_id=txn_id
-                    )
+                    resp = await client.room_send(room_id, "m.room.message", content, tx_id=txn_id)
                 except OlmUnverifiedDeviceError:
                     await self.apply_trust()
                     continue

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.db import open_private_db
-from bot.secrets import write_private
+from fleetcore.db import open_private_db
+from fleetcore.secrets import write_private
 
 
 @dataclass(frozen=True)

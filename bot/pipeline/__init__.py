@@ -14,7 +14,6 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from bot.commands import CommandContext, CommandRegistry
-from bot.log import fields
 from bot.pipeline.access import authorize, refusal
 from bot.pipeline.execute import execute
 from bot.pipeline.guard import CrisisGuard
@@ -22,6 +21,7 @@ from bot.pipeline.message import Incoming, Reply, Undecryptable
 from bot.pipeline.parse import BadCommand, NotACommand, looks_like_command, parse
 from bot.pipeline.report import Reporter
 from bot.services import BotServices
+from fleetcore.log import fields
 
 if TYPE_CHECKING:
     from bot.converse import Conversation

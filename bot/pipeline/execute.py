@@ -6,7 +6,7 @@ import difflib
 import logging
 
 from bot.commands import CommandContext, CommandRegistry, UsageError
-from bot.log import fields
+from fleetcore.log import fields
 
 log = logging.getLogger(__name__)
 

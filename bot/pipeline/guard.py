@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from bot.log import fields
+from bot.holds import HoldStore
 from bot.pipeline.message import Incoming, Reply
-from bot.safety import Verdict, screen
-from bot.safety.holds import HoldStore
-from bot.safety.protocol import SafetyConfig, crisis_reply, hold_reply, operator_alert
+from fleetcore.log import fields
+from fleetcore.safety import Verdict, screen
+from fleetcore.safety.protocol import SafetyConfig, crisis_reply, hold_reply, operator_alert
 
 log = logging.getLogger(__name__)
 

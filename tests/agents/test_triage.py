@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from agents.bus.messages import Task
 from agents.claim import claim_comment_body, parse_claim
-from agents.models.chain import Completion, FallbackChain
-from agents.models.config import ChainConfig, ProviderConfig
-from agents.models.fakes import Behaviour, FakeProvider, ok, status, triage_reply
 from agents.rubric import check_triage, find_task_marker, format_comment, task_marker
 from agents.triage import CRISIS_DETAIL, NEEDS_HUMAN, TRIAGED, Disposition, Triager
 from agents.wolf import HourlyBudget
-from bot.forge.client import GiteaClient
-from bot.testing.gitea_standin import GiteaStandin
+from fleetcore.bus.messages import Task
+from fleetcore.forge.client import GiteaClient
+from fleetcore.models.chain import Completion, FallbackChain
+from fleetcore.models.config import ChainConfig, ProviderConfig
+from fleettest.gitea_standin import GiteaStandin
+from fleettest.models_fake import Behaviour, FakeProvider, ok, status, triage_reply
 
 OWNER, REPO = "acme", "web"
 SOUL = "You are Hermes."
@@ -31,8 +31,11 @@ BODY = "Saving a draft throws a TypeError in the editor on version 2.3.1."
 CRISIS = "I want to end my life, nothing matters anymore"
 # Short timeouts and a deadline shorter than the cooldown: a dead chain fails at once.
 CHAIN_CFG = ChainConfig(
-    connect_timeout_s=1, first_byte_timeout_s=2, total_timeout_s=5,
-    short_cooldown_s=30, default_deadline_s=1,
+    connect_timeout_s=1,
+    first_byte_timeout_s=2,
+    total_timeout_s=5,
+    short_cooldown_s=30,
+    default_deadline_s=1,
 )
 
 
@@ -67,8 +70,9 @@ class Env:
         fake = FakeProvider("openai", behaviour)
         await fake.__aenter__()
         self.closers.append(fake.__aexit__)
-        cfg = ProviderConfig(provider="fake", model="fake-1", base_url=fake.base_url,
-                             logs_prompts=logs_prompts)
+        cfg = ProviderConfig(
+            provider="fake", model="fake-1", base_url=fake.base_url, logs_prompts=logs_prompts
+        )
         chain = FallbackChain([cfg], CHAIN_CFG, SOUL, primary="fake")
         self.closers.append(lambda *_: chain.aclose())
         return fake, chain
@@ -88,8 +92,15 @@ class Env:
         async def is_sensitive(_task: Task) -> bool:
             return sensitive
 
-        return Triager(wolf, client or self.client, complete, self.alive, budget,
-                       is_sensitive, stale_after_s=7.0)
+        return Triager(
+            wolf,
+            client or self.client,
+            complete,
+            self.alive,
+            budget,
+            is_sensitive,
+            stale_after_s=7.0,
+        )
 
     def issue(self, number: int) -> dict[str, Any]:
         return self.gitea.issue(OWNER, REPO, number)
@@ -240,8 +251,9 @@ async def test_repaired_reply_is_posted(env: Env) -> None:
     n = env.add_issue()
 
     def answer(body: dict[str, Any]) -> str:
-        repairing = any("cannot be posted yet" in str(m.get("content", ""))
-                        for m in body["messages"])
+        repairing = any(
+            "cannot be posted yet" in str(m.get("content", "")) for m in body["messages"]
+        )
         if repairing:
             return triage_reply(body)
         return f'Evidence:\n- "{TITLE}"\nConfidence: high\n'  # no next action
@@ -326,9 +338,7 @@ async def test_dead_wolfs_claim_is_taken_over(env: Env, with_comment: bool) -> N
     n = env.add_issue()
     t = task(n)
     if with_comment:
-        await env.client.create_comment(
-            OWNER, REPO, n, claim_comment_body("wolf-dead", t.task_id)
-        )
+        await env.client.create_comment(OWNER, REPO, n, claim_comment_body("wolf-dead", t.task_id))
     await env.client.add_labels(OWNER, REPO, n, ["assigned:wolf-dead"])
     env.live = {"wolf-b"}
     fake, chain = await env.provider(ok(triage_reply))

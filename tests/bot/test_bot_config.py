@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.cli import main
-from bot.config import ConfigError, check_secrets, load_config, parse_config
+from fleet.cli import main
+from fleetcore.config import ConfigError, check_secrets, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config.example.yaml"
@@ -121,7 +121,7 @@ def test_config_check_cli_reports_bad_yaml(
 
 def test_config_check_cli_accepts_the_example() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "config", "check", str(EXAMPLE)],
+        [sys.executable, "-m", "fleet.cli", "config", "check", str(EXAMPLE)],
         capture_output=True,
         text=True,
         check=False,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.local.nats import NatsServer
-from bot.testing.burnrig import BurnRig
+from fleet.local.nats import NatsServer
+from fleettest.burnrig import BurnRig
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.models.fakes import FakeProvider, hang
-from bot.local.nats import NatsServer
-from bot.testing.burnrig import OWNER, REPO, BurnRig
+from fleet.local.nats import NatsServer
+from fleettest.burnrig import OWNER, REPO, BurnRig
+from fleettest.models_fake import FakeProvider, hang
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,8 +34,11 @@ def wolf_config(rig: BurnRig, tmp: Path, model_url: str) -> Path:
     cfg = {
         "state_dir": str(tmp / "wolf-state"),
         "soul": str(REPO_ROOT / "SOUL.md"),
-        "matrix": {"homeserver": "http://127.0.0.1:9", "user_id": "@wolf:localhost",
-                   "password": {"env": "UNUSED_BY_WOLVES"}},
+        "matrix": {
+            "homeserver": "http://127.0.0.1:9",
+            "user_id": "@wolf:localhost",
+            "password": {"env": "UNUSED_BY_WOLVES"},
+        },
         "operators": ["@op:localhost"],
         "gitea": {"url": rig.gitea.url, "token": {"file": str(token)}, "retries": 3},
         "projects": {"web": {"repo": f"{OWNER}/{REPO}"}},
@@ -53,21 +56,35 @@ def wolf_config(rig: BurnRig, tmp: Path, model_url: str) -> Path:
 async def test_a_wolf_killed_mid_task_is_finished_by_another(
     own_nats: NatsServer, tmp_path: Path
 ) -> None:
-    async with BurnRig(own_nats.url, tmp_path / "bot", issues=4) as rig, \
-            FakeProvider("openai", hang()) as stuck:
+    async with (
+        BurnRig(own_nats.url, tmp_path / "bot", issues=4) as rig,
+        FakeProvider("openai", hang()) as stuck,
+    ):
         config = wolf_config(rig, tmp_path, stuck.base_url)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "wolf", "--config", str(config),
-            "--name", "wolf-k", "--tier", rig.tier,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "fleet.cli",
+            "wolf",
+            "--config",
+            str(config),
+            "--name",
+            "wolf-k",
+            "--tier",
+            rig.tier,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
         )
         try:
             burn_id = await rig.burn()
             # The killed wolf must be in the middle of a task: its model call is pending.
             await rig.wait_until(lambda: len(stuck.requests) >= 1, timeout=30)
-            claimed = [n for n in range(1, 5)
-                       if "assigned:wolf-k" in rig.gitea.issue(OWNER, REPO, n)["labels"]]
+            claimed = [
+                n
+                for n in range(1, 5)
+                if "assigned:wolf-k" in rig.gitea.issue(OWNER, REPO, n)["labels"]
+            ]
             assert len(claimed) == 1
         finally:
             proc.send_signal(signal.SIGKILL)

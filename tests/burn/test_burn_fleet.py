@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.testing.burnrig import OWNER, REPO, BurnRig
+from fleettest.burnrig import OWNER, REPO, BurnRig
 
 
 def assert_every_issue_triaged_once(rig: BurnRig, numbers: range) -> None:
@@ -36,8 +36,8 @@ async def test_a_burn_of_30_issues_with_3_wolves(rig: BurnRig) -> None:
 
 
 async def test_two_wolves_racing_for_one_issue_comment_once(rig: BurnRig) -> None:
-    from agents.bus.messages import Result, Task
     from agents.triage import Disposition
+    from fleetcore.bus.messages import Result, Task
 
     await rig.start_wolf("probe")  # registers the registry, so both racers count as alive
     a, b = (await rig.start_wolf("racer-a")), (await rig.start_wolf("racer-b"))
@@ -57,8 +57,9 @@ async def test_two_wolves_racing_for_one_issue_comment_once(rig: BurnRig) -> Non
 async def test_restarting_the_bot_mid_burn_reports_every_result_once(rig: BurnRig) -> None:
     await rig.start_wolf("wolf-1", concurrency=1)
     burn_id = await rig.burn()
-    await rig.wait_until(lambda: 3 <= len(rig.gitea.requests) and any(
-        rig.triage_comments(n) for n in range(1, 31)))
+    await rig.wait_until(
+        lambda: 3 <= len(rig.gitea.requests) and any(rig.triage_comments(n) for n in range(1, 31))
+    )
     await rig.stop_bot()
     await rig.start_bot()
     await rig.start_wolf("wolf-2")
@@ -94,8 +95,9 @@ async def test_burn_stop_withdraws_queued_tasks_and_status_tells(rig: BurnRig) -
 async def test_a_crisis_issue_in_a_burn_alerts_operators_and_reaches_no_model(
     rig: BurnRig,
 ) -> None:
-    n = rig.gitea.add_issue(OWNER, REPO, "cannot go on",
-                            "honestly I want to kill myself, this is my last message")
+    n = rig.gitea.add_issue(
+        OWNER, REPO, "cannot go on", "honestly I want to kill myself, this is my last message"
+    )
     await rig.start_wolf("wolf-1")
     burn_id = await rig.burn(limit=31)
     await rig.wait_finished(burn_id)
@@ -115,8 +117,19 @@ async def test_a_burn_recorded_but_never_queued_is_queued_on_restart(rig: BurnRi
     from bot.burn.store import BurnRow
 
     assert rig.service is not None
-    row = BurnRow("bcrash1", "web", rig.project.room_id or "", f"{rig.gitea.url}/acme/web",
-                  rig.tier, 5, _time.time(), None, False, 0, None)
+    row = BurnRow(
+        "bcrash1",
+        "web",
+        rig.project.room_id or "",
+        f"{rig.gitea.url}/acme/web",
+        rig.tier,
+        5,
+        _time.time(),
+        None,
+        False,
+        0,
+        None,
+    )
     rig.service.store.create(row, [1, 2, 3, 4, 5])  # ... and the bot died right here
     await rig.stop_bot()
     await rig.start_bot()

@@ -17,10 +17,10 @@ import pytest
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
 
-from agents.bus.config import BusConfig
-from agents.bus.connect import connect
-from agents.bus.streams import ensure_streams
-from bot.local.nats import NatsServer, find_nats_server
+from fleet.local.nats import NatsServer, find_nats_server
+from fleetcore.bus.config import BusConfig
+from fleetcore.bus.connect import connect
+from fleetcore.bus.streams import ensure_streams
 
 Uid = Callable[[str], str]
 MakeConfig = Callable[..., BusConfig]
@@ -70,8 +70,6 @@ async def js(nc: Client, cfg: BusConfig) -> JetStreamContext:
     jsc = nc.jetstream()
     await ensure_streams(jsc, cfg)
     return jsc
-
-
 
 
 def _configured_nats(data_dir: Path, config_text: str) -> NatsServer:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from agents.bus import subjects
-from agents.bus.config import BusConfig
-from agents.bus.connect import backoff_s
-from agents.bus.messages import AgentRecord, BadMessage, Result, Task
+from fleetcore.bus import subjects
+from fleetcore.bus.config import BusConfig
+from fleetcore.bus.connect import backoff_s
+from fleetcore.bus.messages import AgentRecord, BadMessage, Result, Task
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -12,7 +12,8 @@ from typing import Any
 import nacl.signing
 import pytest
 
-from agents.bus.connect import (
+from fleet.local.nats import NatsServer
+from fleetcore.bus.connect import (
     PREFIX_SEED,
     PREFIX_USER,
     BusAuthError,
@@ -26,7 +27,6 @@ from agents.bus.connect import (
     encode_seed,
     load_nkey_seed,
 )
-from bot.local.nats import NatsServer
 
 SHARED = Path(os.environ.get("HERMES_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared")
 VECTORS = json.loads((SHARED / "gitea" / "test-vectors.json").read_text())["nkeys"]

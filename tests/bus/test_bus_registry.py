@@ -11,13 +11,13 @@ import nats.errors
 import pytest
 from nats.js.client import JetStreamContext
 
-from agents.bus.config import BusConfig
-from agents.bus.connect import connect
-from agents.bus.messages import AgentRecord
-from agents.bus.registry import Heartbeat, Registry
-from agents.bus.streams import ensure_streams
-from agents.bus.subjects import agent_key
-from bot.local.nats import NatsServer
+from fleet.local.nats import NatsServer
+from fleetcore.bus.config import BusConfig
+from fleetcore.bus.connect import connect
+from fleetcore.bus.messages import AgentRecord
+from fleetcore.bus.registry import Heartbeat, Registry
+from fleetcore.bus.streams import ensure_streams
+from fleetcore.bus.subjects import agent_key
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

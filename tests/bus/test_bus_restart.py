@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 from nats.aio.client import Client
 
-from agents.bus.config import BusConfig
-from agents.bus.connect import connect
-from agents.bus.messages import Result, Task, publish_result, publish_task
-from agents.bus.streams import ensure_streams, pull_results, queue_depth
-from bot.local.nats import NatsServer
+from fleet.local.nats import NatsServer
+from fleetcore.bus.config import BusConfig
+from fleetcore.bus.connect import connect
+from fleetcore.bus.messages import Result, Task, publish_result, publish_task
+from fleetcore.bus.streams import ensure_streams, pull_results, queue_depth
 
 
 def result(issue: int, burn: str = "b1") -> Result:

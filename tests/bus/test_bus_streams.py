@@ -16,11 +16,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.client import JetStreamContext
 
-from agents.bus import subjects
-from agents.bus.config import BusConfig
-from agents.bus.connect import connect
-from agents.bus.messages import Result, Task, publish_result, publish_task
-from agents.bus.streams import (
+from fleet.local.nats import NatsServer
+from fleetcore.bus import subjects
+from fleetcore.bus.config import BusConfig
+from fleetcore.bus.connect import connect
+from fleetcore.bus.messages import Result, Task, publish_result, publish_task
+from fleetcore.bus.streams import (
     RESULTS_MAX_AGE_S,
     ensure_streams,
     ensure_tier_consumer,
@@ -28,7 +29,6 @@ from agents.bus.streams import (
     queue_depth,
     withdraw_burn,
 )
-from bot.local.nats import NatsServer
 
 Uid = Callable[[str], str]
 
@@ -55,7 +55,7 @@ async def test_ensure_streams_is_idempotent(
     js: JetStreamContext, cfg: BusConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
     before = await js.stream_info(subjects.TASKS_STREAM)
-    with caplog.at_level(logging.INFO, logger="agents.bus.streams"):
+    with caplog.at_level(logging.INFO, logger="fleetcore.bus.streams"):
         await ensure_streams(js, cfg, tiers=["idem"])
         await ensure_streams(js, cfg, tiers=["idem"])
     assert "updated" not in caplog.text  # nothing to change, so nothing rewritten
@@ -88,7 +88,7 @@ async def test_a_config_change_updates_streams_and_consumers(
         changed = make_config(
             own_nats.url, duplicate_window_s=120, ack_wait_s=30, max_deliver=3, heartbeat_ttl_s=9
         )
-        with caplog.at_level(logging.INFO, logger="agents.bus"):
+        with caplog.at_level(logging.INFO, logger="fleetcore.bus"):
             await ensure_streams(js, changed, tiers=["fast"])
         assert "stream_updated" in caplog.text and "registry_ttl_updated" in caplog.text
         assert (await js.stream_info(subjects.TASKS_STREAM)).config.duplicate_window == 120

@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agents.bus.config import BusConfig
-from agents.bus.connect import BusTLSError, connect
-from agents.bus.messages import Task, publish_task
-from agents.bus.streams import ensure_streams, queue_depth
-from bot.local.nats import NatsServer
+from fleet.local.nats import NatsServer
+from fleetcore.bus.config import BusConfig
+from fleetcore.bus.connect import BusTLSError, connect
+from fleetcore.bus.messages import Task, publish_task
+from fleetcore.bus.streams import ensure_streams, queue_depth
 
 
 def _name(cn: str) -> x509.Name:

@@ -30,7 +30,7 @@ from bot.crosssign.cli import identity_report
 from bot.crosssign.keys import CrossSigningKeys
 from bot.crosssign.operators import OperatorTrust
 from bot.crosssign.verify import IdentityPins, apply_trust
-from bot.testing.operator import OperatorClient
+from fleet.local.operator import OperatorClient
 
 pytestmark = pytest.mark.e2e
 _n = itertools.count()

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bot.config import FleetConfig, parse_config
-from bot.testing.botrunner import BotRunner
-from bot.testing.operator import OperatorClient
+from fleet.local.botrunner import BotRunner
+from fleet.local.operator import OperatorClient
+from fleetcore.config import FleetConfig, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 _counter = itertools.count()

@@ -8,9 +8,9 @@ import uuid
 
 import httpx
 
-from bot import __version__
 from bot.pipeline import UNDECRYPTABLE_NOTICE
 from bot.services import Soul
+from fleetcore import __version__
 
 
 async def open_room(fleet, *extra_invites: str) -> str:  # type: ignore[no-untyped-def]

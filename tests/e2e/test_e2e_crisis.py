@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote
 
-from bot.log import JsonFormatter
+from fleetcore.log import JsonFormatter
 
 CRISIS_COMMAND = "!issue I can't do this anymore, I want to kill myself tonight"
 

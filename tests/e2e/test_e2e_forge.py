@@ -20,12 +20,12 @@ from typing import Any
 import httpx
 import pytest
 
-from agents.models.fakes import FakeProvider, ok, triage_reply
 from agents.wolf import build_wolf
 from bot.forge.cli import install_hook
-from bot.local.nats import NatsServer
-from bot.local.proc import free_port
-from bot.testing.gitea_standin import GiteaStandin
+from fleet.local.nats import NatsServer
+from fleetcore.proc import free_port
+from fleettest.gitea_standin import GiteaStandin
+from fleettest.models_fake import FakeProvider, ok, triage_reply
 from tests.e2e.conftest import Fleet, FleetFactory
 
 SECRET = "e2e-webhook-secret"
@@ -38,10 +38,11 @@ async def forge(tmp_path: Path) -> AsyncIterator[GiteaStandin]:
         assert g.violations == [], g.violations
 
 
-
-
 async def forge_fleet(
-    fleet_factory: FleetFactory, forge: GiteaStandin, nats: NatsServer, model: FakeProvider,
+    fleet_factory: FleetFactory,
+    forge: GiteaStandin,
+    nats: NatsServer,
+    model: FakeProvider,
     tmp: Path,
 ) -> Fleet:
     token = forge.add_user("fleet", admin=True)
@@ -54,16 +55,23 @@ async def forge_fleet(
         gitea={
             "url": forge.url,
             "token": {"file": str(tmp / "gitea-token")},
-            "webhook": {"port": port, "secret": {"file": str(tmp / "hook-secret")},
-                        "public_url": f"http://127.0.0.1:{port}/webhooks/gitea",
-                        "batch_window_s": 0.2},
+            "webhook": {
+                "port": port,
+                "secret": {"file": str(tmp / "hook-secret")},
+                "public_url": f"http://127.0.0.1:{port}/webhooks/gitea",
+                "batch_window_s": 0.2,
+            },
         },
-        bus={"servers": [nats.url], "ack_wait_s": 5, "heartbeat_s": 0.5,
-             "heartbeat_ttl_s": 2, "reconnect_wait_s": 0.2},
+        bus={
+            "servers": [nats.url],
+            "ack_wait_s": 5,
+            "heartbeat_s": 0.5,
+            "heartbeat_ttl_s": 2,
+            "reconnect_wait_s": 0.2,
+        },
         burn={"edit_interval_s": 0.5, "digest_interval_s": 5},
         model={"default": "fake-1", "provider": "fake"},
-        fallback_providers=[{"provider": "fake", "model": "fake-1",
-                             "base_url": model.base_url}],
+        fallback_providers=[{"provider": "fake", "model": "fake-1", "base_url": model.base_url}],
     )
 
 
@@ -81,8 +89,11 @@ async def project_room(fleet: Fleet) -> str:
 
 
 def bot_messages(fleet: Fleet, room: str, after: float) -> list[Any]:
-    return [s for s in fleet.operator.seen
-            if s.room_id == room and s.sender == fleet.bot_user and s.received_at > after]
+    return [
+        s
+        for s in fleet.operator.seen
+        if s.room_id == room and s.sender == fleet.bot_user and s.received_at > after
+    ]
 
 
 @pytest.mark.timeout(240)
@@ -101,7 +112,10 @@ async def test_issue_webhook_and_burn_from_an_encrypted_project_room(
         number = int(m.group(1))
         stored = forge.issue("acme", "web", number)
         assert (stored["title"], stored["body"], stored["labels"]) == (
-            "Login breaks on Safari", body, ["ready"])
+            "Login breaks on Safari",
+            body,
+            ["ready"],
+        )
         assert m.group(2).endswith(f"/acme/web/issues/{number}")
         empty = await fleet.operator.ask(room, "!issue")
         assert "needs a title" in empty.body
@@ -117,20 +131,32 @@ async def test_issue_webhook_and_burn_from_an_encrypted_project_room(
         # A badly signed delivery is refused before parsing and posts nothing.
         forged = json.dumps({"action": "created", "comment": {"body": "FORGED-TEXT"}}).encode()
         async with httpx.AsyncClient() as http:
-            bad = await http.post(hook_url, content=forged, headers={
-                "X-Gitea-Event": "issue_comment", "X-Gitea-Delivery": "bad-1",
-                "X-Gitea-Signature": hmac.new(b"wrong", forged, hashlib.sha256).hexdigest()})
+            bad = await http.post(
+                hook_url,
+                content=forged,
+                headers={
+                    "X-Gitea-Event": "issue_comment",
+                    "X-Gitea-Delivery": "bad-1",
+                    "X-Gitea-Signature": hmac.new(b"wrong", forged, hashlib.sha256).hexdigest(),
+                },
+            )
             assert bad.status_code == 401
             posted = await http.post(
                 f"{forge.url}/api/v1/repos/acme/web/issues/{number}/comments",
                 json={"body": "Same on Firefox 133"},
-                headers={"Authorization": f"token {alice}"})
+                headers={"Authorization": f"token {alice}"},
+            )
             assert posted.status_code == 201
         await forge.deliveries_settled()
         assert [d.status for d in forge.deliveries if d.event == "issue_comment"] == [200]
-        notice = await fleet.operator.wait_for(lambda: [
-            s for s in fleet.operator.seen
-            if s.room_id == room and "Same on Firefox 133" in s.body], timeout=30)
+        notice = await fleet.operator.wait_for(
+            lambda: [
+                s
+                for s in fleet.operator.seen
+                if s.room_id == room and "Same on Firefox 133" in s.body
+            ],
+            timeout=30,
+        )
         assert "💬 alice" in notice[0].body and f"#{number}" in notice[0].body
         assert not [s for s in fleet.operator.seen if "FORGED-TEXT" in s.body]
 
@@ -142,10 +168,16 @@ async def test_issue_webhook_and_burn_from_an_encrypted_project_room(
         try:
             before = time.perf_counter()
             burn = await fleet.operator.send_text(room, "!burn --limit 10")
-            final = await fleet.operator.wait_for(lambda: [
-                s for s in fleet.operator.seen
-                if s.room_id == room and s.replaces and s.body.lstrip("* ").startswith(
-                    "Burn finished")], timeout=120)
+            final = await fleet.operator.wait_for(
+                lambda: [
+                    s
+                    for s in fleet.operator.seen
+                    if s.room_id == room
+                    and s.replaces
+                    and s.body.lstrip("* ").startswith("Burn finished")
+                ],
+                timeout=120,
+            )
             assert "6/6" in final[-1].body, final[-1].body
             sent = [s for s in bot_messages(fleet, room, before) if s.replaces is None]
             assert 1 <= len(sent) <= 5, [s.body for s in sent]

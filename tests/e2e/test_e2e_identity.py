@@ -36,7 +36,7 @@ async def test_bot_device_is_signed_and_identity_command_reports_it(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "fleet.cli",
         "bot",
         "identity",
         "--config",

@@ -11,17 +11,22 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.local.synapse import SynapseServer
-from bot.testing.botrunner import BotRunner
-from bot.testing.operator import OperatorClient
+from fleet.local.botrunner import BotRunner
+from fleet.local.operator import OperatorClient
+from fleet.local.synapse import SynapseServer
 from tests.e2e.conftest import bot_config
 
 
 async def login_token(server: SynapseServer, localpart: str, password: str) -> str:
     async with httpx.AsyncClient(base_url=server.url) as http:
-        r = await http.post("/_matrix/client/v3/login", json={
-            "type": "m.login.password",
-            "identifier": {"type": "m.id.user", "user": localpart}, "password": password})
+        r = await http.post(
+            "/_matrix/client/v3/login",
+            json={
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": localpart},
+                "password": password,
+            },
+        )
         r.raise_for_status()
         return str(r.json()["access_token"])
 
@@ -43,7 +48,8 @@ async def test_replies_survive_the_homeservers_429s(
             r = await http.post(
                 f"/_synapse/admin/v1/users/{op.user_id}/override_ratelimit",
                 json={"messages_per_second": 0, "burst_count": 0},
-                headers={"Authorization": f"Bearer {token}"})
+                headers={"Authorization": f"Bearer {token}"},
+            )
             r.raise_for_status()
         cfg = bot_config(tmp_path, server.url, bot.user_id, bot.password, [op.user_id])
         runner = BotRunner(cfg)
@@ -56,8 +62,9 @@ async def test_replies_survive_the_homeservers_429s(
         await op_client.wait_for(lambda: all(op_client.replies_to(p) for p in pings), 120)
         assert all(op_client.replies_to(p)[0].body == "pong" for p in pings)
         # nio (in the bot) reports each 429 it waited out; at least one must have happened.
-        throttled = [r for r in caplog.records
-                     if r.name.startswith("nio") and "429" in r.getMessage()]
+        throttled = [
+            r for r in caplog.records if r.name.startswith("nio") and "429" in r.getMessage()
+        ]
         assert throttled, "the homeserver never rate-limited the bot: the test proves nothing"
     finally:
         if op_client is not None:

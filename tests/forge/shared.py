@@ -20,8 +20,9 @@ def body_of(delivery: dict[str, Any]) -> bytes:
     return (WEBHOOKS / delivery["file"]).read_bytes()
 
 
-def resign(delivery: dict[str, Any], secret: str, body: bytes | None = None,
-           delivery_id: str | None = None) -> tuple[dict[str, str], bytes]:
+def resign(
+    delivery: dict[str, Any], secret: str, body: bytes | None = None, delivery_id: str | None = None
+) -> tuple[dict[str, str], bytes]:
     """Gitea's headers for a delivery, signed with our test secret."""
     raw = body if body is not None else body_of(delivery)
     headers = dict(delivery["headers"])

@@ -8,13 +8,17 @@ from pathlib import Path
 
 import yaml
 
-from bot.testing.gitea_standin import GiteaStandin
+from fleettest.gitea_standin import GiteaStandin
 
 
 async def fleet(*args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "fleet.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return proc.returncode or 0, out.decode(), err.decode()
@@ -28,16 +32,29 @@ async def test_hook_install_registers_once_and_names_mistakes(tmp_path: Path) ->
         (tmp_path / "token").write_text(token)
         (tmp_path / "secret").write_text("hook-secret-123")
         config = tmp_path / "fleet.yaml"
-        config.write_text(yaml.safe_dump({
-            "state_dir": str(tmp_path / "state"),
-            "matrix": {"homeserver": "http://127.0.0.1:9", "user_id": "@bot:localhost",
-                       "password": {"env": "UNUSED"}},
-            "operators": ["@op:localhost"],
-            "gitea": {"url": gitea.url, "token": {"file": str(tmp_path / "token")},
-                      "webhook": {"port": 8799, "secret": {"file": str(tmp_path / "secret")},
-                                  "public_url": "https://bot.example.org/webhooks/gitea"}},
-            "projects": {"web": {"repo": "acme/web"}},
-        }))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "state_dir": str(tmp_path / "state"),
+                    "matrix": {
+                        "homeserver": "http://127.0.0.1:9",
+                        "user_id": "@bot:localhost",
+                        "password": {"env": "UNUSED"},
+                    },
+                    "operators": ["@op:localhost"],
+                    "gitea": {
+                        "url": gitea.url,
+                        "token": {"file": str(tmp_path / "token")},
+                        "webhook": {
+                            "port": 8799,
+                            "secret": {"file": str(tmp_path / "secret")},
+                            "public_url": "https://bot.example.org/webhooks/gitea",
+                        },
+                    },
+                    "projects": {"web": {"repo": "acme/web"}},
+                }
+            )
+        )
         code, out, err = await fleet("forge", "hook", "install", "web", "--config", str(config))
         assert code == 0, err
         assert "installed hook" in out and "https://bot.example.org/webhooks/gitea" in out

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.forge.client import (
+from fleetcore.forge.client import (
     MAX_LIMIT,
     Conflict,
     GiteaClient,
@@ -16,7 +16,7 @@ from bot.forge.client import (
     NotFound,
     Unauthorized,
 )
-from bot.testing.gitea_standin import GiteaStandin
+from fleettest.gitea_standin import GiteaStandin
 
 
 @pytest.fixture
@@ -109,11 +109,13 @@ async def test_close_reopen_labels_comments(client: GiteaClient, gitea: GiteaSta
 async def test_a_stale_content_version_is_a_conflict(client: GiteaClient) -> None:
     issue = await client.create_issue("acme", "web", "t", "body")
     assert issue.content_version is not None
-    await client.edit_issue("acme", "web", issue.number, body="new",
-                            content_version=issue.content_version)
+    await client.edit_issue(
+        "acme", "web", issue.number, body="new", content_version=issue.content_version
+    )
     with pytest.raises(Conflict):
-        await client.edit_issue("acme", "web", issue.number, body="stale",
-                                content_version=issue.content_version)
+        await client.edit_issue(
+            "acme", "web", issue.number, body="stale", content_version=issue.content_version
+        )
 
 
 async def test_5xx_and_dropped_connections_are_retried_4xx_never(
@@ -145,7 +147,7 @@ async def test_a_post_that_may_have_landed_is_not_retried(
 
 
 async def test_a_dead_server_is_unavailable_not_a_crash() -> None:
-    from agents.models.fakes import refused_url
+    from fleettest.models_fake import refused_url
 
     c = GiteaClient(refused_url().removesuffix("/v1"), "t", retries=1, backoff_s=0.01)
     with pytest.raises(GiteaUnavailable, match="cannot connect"):

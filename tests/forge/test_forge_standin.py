@@ -21,13 +21,13 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.testing.gitea_schema import (
+from fleettest.gitea_schema import (
     SwaggerNotFoundError,
     SwaggerValidator,
     parse_link_header,
     shared_dir,
 )
-from bot.testing.gitea_standin import GiteaStandin, implemented_operations, webhook_signature
+from fleettest.gitea_standin import GiteaStandin, implemented_operations, webhook_signature
 
 WEBHOOKS = shared_dir() / "gitea" / "webhooks"
 
@@ -111,8 +111,12 @@ async def test_unknown_repo_and_issue_are_404(gitea: GiteaStandin) -> None:
     token = gitea.add_user("alice")
     gitea.add_repo("alice", "proj")
     async with client(gitea, token) as api:
-        for path in ("/repos/alice/nope", "/repos/nobody/proj", "/repos/alice/proj/issues/7",
-                     "/repos/alice/nope/issues"):
+        for path in (
+            "/repos/alice/nope",
+            "/repos/nobody/proj",
+            "/repos/alice/proj/issues/7",
+            "/repos/alice/nope/issues",
+        ):
             r = await api.get(path)
             assert r.status_code == 404, path
             assert is_gitea_error(r.json())
@@ -140,8 +144,9 @@ async def test_list_pagination_headers_and_type_issues(gitea: GiteaStandin) -> N
             f'<{base}?limit=100&page=2&type=issues>; rel="last"'
         )
         assert all(i["pull_request"] is None for i in r.json())
-        r = await api.get("/repos/alice/proj/issues",
-                          params={"type": "issues", "limit": 100, "page": 2})
+        r = await api.get(
+            "/repos/alice/proj/issues", params={"type": "issues", "limit": 100, "page": 2}
+        )
         assert len(r.json()) == 10
         links = parse_link_header(r.headers["Link"])
         assert set(links) == {"first", "prev"}
@@ -170,8 +175,9 @@ async def test_label_filter_is_and_and_drops_unknown_names(gitea: GiteaStandin) 
     async with client(gitea, token) as api:
 
         async def numbers(labels: str) -> list[int]:
-            r = await api.get("/repos/alice/proj/issues",
-                              params={"type": "issues", "labels": labels})
+            r = await api.get(
+                "/repos/alice/proj/issues", params={"type": "issues", "labels": labels}
+            )
             return sorted(i["number"] for i in r.json())
 
         assert await numbers("queued") == [one, both]
@@ -185,12 +191,15 @@ async def test_create_issue_with_label_ids(gitea: GiteaStandin) -> None:
     token = gitea.add_user("alice")
     gitea.add_repo("alice", "proj")
     async with client(gitea, token) as api:
-        r = await api.post("/repos/alice/proj/labels",
-                           json={"name": "status/queued", "color": "00aabb"})
+        r = await api.post(
+            "/repos/alice/proj/labels", json={"name": "status/queued", "color": "00aabb"}
+        )
         assert r.status_code == 201 and r.json()["color"] == "00aabb"
         queued = r.json()["id"]
-        r = await api.post("/repos/alice/proj/issues",
-                           json={"title": "Fix it", "body": "details", "labels": [queued]})
+        r = await api.post(
+            "/repos/alice/proj/issues",
+            json={"title": "Fix it", "body": "details", "labels": [queued]},
+        )
         assert r.status_code == 201
         assert [lbl["name"] for lbl in r.json()["labels"]] == ["status/queued"]
         assert r.json()["content_version"] == 0
@@ -251,8 +260,9 @@ async def test_patch_close_and_reopen(gitea: GiteaStandin) -> None:
         assert r.json()["state"] == "closed" and r.json()["closed_at"]
         listed = await api.get("/repos/alice/proj/issues", params={"type": "issues"})
         assert listed.json() == []
-        closed = await api.get("/repos/alice/proj/issues",
-                               params={"type": "issues", "state": "closed"})
+        closed = await api.get(
+            "/repos/alice/proj/issues", params={"type": "issues", "state": "closed"}
+        )
         assert [i["number"] for i in closed.json()] == [n]
         r = await api.patch(f"/repos/alice/proj/issues/{n}", json={"state": "open"})
         assert r.json()["state"] == "open" and r.json()["closed_at"] is None
@@ -270,8 +280,9 @@ async def test_stale_content_version_is_409_and_changes_nothing(gitea: GiteaStan
         assert r.json()["content_version"] == 0  # title edits do not bump it
         r = await api.patch(path, json={"body": "v1", "content_version": 0})
         assert r.status_code == 201 and r.json()["content_version"] == 1
-        r = await api.patch(path, json={"title": "lost", "body": "v2", "state": "closed",
-                                        "content_version": 0})
+        r = await api.patch(
+            path, json={"title": "lost", "body": "v2", "state": "closed", "content_version": 0}
+        )
         assert r.status_code == 409 and is_gitea_error(r.json())
         r = await api.patch(path, json={"body": "v1"})  # body without version: unchecked
         assert r.json()["content_version"] == 2
@@ -326,8 +337,12 @@ async def test_admin_creates_agent_user_who_makes_and_uses_a_token(gitea: GiteaS
     plain = gitea.add_user("plain")
     gitea.add_repo("root", "proj")
     n = gitea.add_issue("root", "proj", "task")
-    user = {"username": "wolf-1", "email": "wolf-1@fleet.local", "password": "s3cret-pass",
-            "must_change_password": False}
+    user = {
+        "username": "wolf-1",
+        "email": "wolf-1@fleet.local",
+        "password": "s3cret-pass",
+        "must_change_password": False,
+    }
     async with client(gitea, root) as admin, client(gitea, plain) as nobody, client(gitea) as anon:
         assert (await nobody.post("/admin/users", json=user)).status_code == 403
         r = await admin.post("/admin/users", json=user)
@@ -339,15 +354,20 @@ async def test_admin_creates_agent_user_who_makes_and_uses_a_token(gitea: GiteaS
         creds = basic("wolf-1", "s3cret-pass")
         r = await anon.post(tokens, json={"name": "t"}, headers=creds)
         assert r.status_code == 400  # a token needs a scope
-        r = await anon.post(tokens, json={"name": "agent", "scopes": ["write:issue"]},
-                            headers=creds)
+        r = await anon.post(
+            tokens, json={"name": "agent", "scopes": ["write:issue"]}, headers=creds
+        )
         assert r.status_code == 201
         sha1 = r.json()["sha1"]
         assert r.json()["token_last_eight"] == sha1[-8:]
-        assert (await anon.post(tokens, json={"name": "agent", "scopes": ["all"]},
-                                headers=creds)).status_code == 400  # name taken
-        assert (await anon.post(tokens, json={"name": "x", "scopes": ["all"]},
-                                headers=basic("wolf-1", "wrong"))).status_code == 401
+        assert (
+            await anon.post(tokens, json={"name": "agent", "scopes": ["all"]}, headers=creds)
+        ).status_code == 400  # name taken
+        assert (
+            await anon.post(
+                tokens, json={"name": "x", "scopes": ["all"]}, headers=basic("wolf-1", "wrong")
+            )
+        ).status_code == 401
 
     async with client(gitea, sha1) as agent:
         r = await agent.post(f"/repos/root/proj/issues/{n}/comments", json={"body": "on it"})
@@ -360,11 +380,16 @@ async def test_admin_creates_agent_user_who_makes_and_uses_a_token(gitea: GiteaS
 async def test_must_change_password_blocks_the_api(gitea: GiteaStandin) -> None:
     root = gitea.add_user("root", admin=True)
     async with client(gitea, root) as admin, client(gitea) as anon:
-        r = await admin.post("/admin/users", json={"username": "wolf-2", "email": "w2@f.local",
-                                                   "password": "s3cret-pass"})
+        r = await admin.post(
+            "/admin/users",
+            json={"username": "wolf-2", "email": "w2@f.local", "password": "s3cret-pass"},
+        )
         assert r.status_code == 201
-        r = await anon.post("/users/wolf-2/tokens", json={"name": "t", "scopes": ["all"]},
-                            headers=basic("wolf-2", "s3cret-pass"))
+        r = await anon.post(
+            "/users/wolf-2/tokens",
+            json={"name": "t", "scopes": ["all"]},
+            headers=basic("wolf-2", "s3cret-pass"),
+        )
         assert r.status_code == 403
         assert "change your password" in r.json()["message"]
     assert gitea.violations == []
@@ -378,15 +403,26 @@ async def test_hooks_deliver_signed_gitea_bodies(gitea: GiteaStandin) -> None:
     gitea.add_repo("alice", "proj")
     bug = gitea.add_label("alice", "proj", "bug")
     async with Receiver() as receiver, Receiver() as idle, client(gitea, token) as api:
-        r = await api.post("/repos/alice/proj/hooks", json={
-            "type": "gitea", "active": True, "events": ["issues"],
-            "config": {"url": receiver.url, "content_type": "json", "secret": "s3"}})
+        r = await api.post(
+            "/repos/alice/proj/hooks",
+            json={
+                "type": "gitea",
+                "active": True,
+                "events": ["issues"],
+                "config": {"url": receiver.url, "content_type": "json", "secret": "s3"},
+            },
+        )
         assert r.status_code == 201
         assert "secret" not in r.json()["config"]
         assert "issue_comment" in r.json()["events"]  # "issues" subscribes to comments too
-        r = await api.post("/repos/alice/proj/hooks", json={
-            "type": "gitea", "events": ["issues"],  # active defaults to false
-            "config": {"url": idle.url, "content_type": "json"}})
+        r = await api.post(
+            "/repos/alice/proj/hooks",
+            json={
+                "type": "gitea",
+                "events": ["issues"],  # active defaults to false
+                "config": {"url": idle.url, "content_type": "json"},
+            },
+        )
         assert r.status_code == 201 and r.json()["active"] is False
         listed = await api.get("/repos/alice/proj/hooks")
         assert [h["config"]["url"] for h in listed.json()] == [receiver.url, idle.url]
@@ -408,10 +444,12 @@ async def test_hooks_deliver_signed_gitea_bodies(gitea: GiteaStandin) -> None:
         assert payload["sender"]["login"] == "alice"
         assert payload["issue"]["number"] == n
         seen.append((headers["X-Gitea-Event"], headers["X-Gitea-Event-Type"], payload["action"]))
-    assert seen == [("issues", "issues", "opened"),
-                    ("issues", "issue_label", "label_updated"),
-                    ("issue_comment", "issue_comment", "created"),
-                    ("issues", "issues", "closed")]
+    assert seen == [
+        ("issues", "issues", "opened"),
+        ("issues", "issue_label", "label_updated"),
+        ("issue_comment", "issue_comment", "created"),
+        ("issues", "issues", "closed"),
+    ]
     label_body = json.loads(receiver.received[1][1])
     assert [lbl["name"] for lbl in label_body["issue"]["labels"]] == ["bug"]
     comment_body = json.loads(receiver.received[2][1])
@@ -428,11 +466,18 @@ async def test_assignment_and_unassignment_are_delivered(gitea: GiteaStandin) ->
     gitea.add_repo("alice", "proj")
     gitea.add_collaborator("alice", "proj", "wolf-1")
     async with Receiver() as receiver, client(gitea, token) as api:
-        await api.post("/repos/alice/proj/hooks", json={
-            "type": "gitea", "active": True, "events": ["issues"],
-            "config": {"url": receiver.url, "content_type": "json"}})
-        r = await api.post("/repos/alice/proj/issues",
-                           json={"title": "t", "assignees": ["stranger"]})
+        await api.post(
+            "/repos/alice/proj/hooks",
+            json={
+                "type": "gitea",
+                "active": True,
+                "events": ["issues"],
+                "config": {"url": receiver.url, "content_type": "json"},
+            },
+        )
+        r = await api.post(
+            "/repos/alice/proj/issues", json={"title": "t", "assignees": ["stranger"]}
+        )
         assert r.status_code == 422  # cannot be assigned: no write access; nothing created
         r = await api.post("/repos/alice/proj/issues", json={"title": "t", "assignees": ["wolf-1"]})
         assert r.json()["assignee"]["login"] == "wolf-1"
@@ -440,11 +485,16 @@ async def test_assignment_and_unassignment_are_delivered(gitea: GiteaStandin) ->
         r = await api.patch(f"/repos/alice/proj/issues/{n}", json={"assignees": []})
         assert r.json()["assignees"] is None
         await gitea.deliveries_settled()
-    seen = [(h["X-Gitea-Event"], h["X-Gitea-Event-Type"], json.loads(b)["action"])
-            for h, b in receiver.received]
+    seen = [
+        (h["X-Gitea-Event"], h["X-Gitea-Event-Type"], json.loads(b)["action"])
+        for h, b in receiver.received
+    ]
     # NewIssue notifies the assignment inside its transaction, before "opened".
-    assert seen == [("issues", "issue_assign", "assigned"), ("issues", "issues", "opened"),
-                    ("issues", "issue_assign", "unassigned")]
+    assert seen == [
+        ("issues", "issue_assign", "assigned"),
+        ("issues", "issues", "opened"),
+        ("issues", "issue_assign", "unassigned"),
+    ]
     assert n == 1 and gitea.issue("alice", "proj", n)["assignees"] == []
     assert gitea.violations == []
 
@@ -454,20 +504,32 @@ async def test_standin_bodies_have_the_real_webhook_shape(gitea: GiteaStandin) -
     token = gitea.add_user("alice")
     gitea.add_repo("alice", "proj")
     async with Receiver() as receiver, client(gitea, token) as api:
-        await api.post("/repos/alice/proj/hooks", json={
-            "type": "gitea", "active": True, "events": ["issues", "issue_comment"],
-            "config": {"url": receiver.url, "content_type": "json", "secret": "k"}})
-        label = (await api.post("/repos/alice/proj/labels",
-                                json={"name": "bug", "color": "#ee0701"})).json()["id"]
+        await api.post(
+            "/repos/alice/proj/hooks",
+            json={
+                "type": "gitea",
+                "active": True,
+                "events": ["issues", "issue_comment"],
+                "config": {"url": receiver.url, "content_type": "json", "secret": "k"},
+            },
+        )
+        label = (
+            await api.post("/repos/alice/proj/labels", json={"name": "bug", "color": "#ee0701"})
+        ).json()["id"]
         r = await api.post("/repos/alice/proj/issues", json={"title": "t", "labels": [label]})
-        await api.post(f"/repos/alice/proj/issues/{r.json()['number']}/comments",
-                       json={"body": "c"})
+        await api.post(
+            f"/repos/alice/proj/issues/{r.json()['number']}/comments", json={"body": "c"}
+        )
         await gitea.deliveries_settled()
-    ours = {(h["X-Gitea-Event-Type"], json.loads(b)["action"]): json.loads(b)
-            for h, b in receiver.received}
-    for real_file, key in (("issues.opened.json", ("issues", "opened")),
-                           ("issues.label_updated.json", ("issue_label", "label_updated")),
-                           ("issue_comment.created.json", ("issue_comment", "created"))):
+    ours = {
+        (h["X-Gitea-Event-Type"], json.loads(b)["action"]): json.loads(b)
+        for h, b in receiver.received
+    }
+    for real_file, key in (
+        ("issues.opened.json", ("issues", "opened")),
+        ("issues.label_updated.json", ("issue_label", "label_updated")),
+        ("issue_comment.created.json", ("issue_comment", "created")),
+    ):
         real = json.loads((WEBHOOKS / real_file).read_bytes())
         mine = ours[key]
         assert set(real) <= set(mine), real_file
@@ -522,15 +584,19 @@ async def test_schema_breaking_requests_are_422_and_recorded(gitea: GiteaStandin
         r = await api.post("/repos/alice/proj/issues", json={"title": "x", "labels": ["bug"]})
         assert r.status_code == 422 and is_gitea_error(r.json())
         assert len(gitea.violations) == 1 and "labels/0" in gitea.violations[0]
-        assert (await api.post("/repos/alice/proj/issues", json={"body": "no title"})
-                ).status_code == 422
-        assert (await api.post("/repos/alice/proj/issues", json={"title": "x", "lables": [1]})
-                ).status_code == 422
-        assert (await api.get("/repos/alice/proj/issues", params={"per_page": 50})
-                ).status_code == 422
+        assert (
+            await api.post("/repos/alice/proj/issues", json={"body": "no title"})
+        ).status_code == 422
+        assert (
+            await api.post("/repos/alice/proj/issues", json={"title": "x", "lables": [1]})
+        ).status_code == 422
+        assert (
+            await api.get("/repos/alice/proj/issues", params={"per_page": 50})
+        ).status_code == 422
         assert (await api.get("/repos/alice/proj/issues/abc")).status_code == 422
-        assert (await api.patch("/repos/alice/proj/issues/1", json={"content_version": "0"})
-                ).status_code == 422
+        assert (
+            await api.patch("/repos/alice/proj/issues/1", json={"content_version": "0"})
+        ).status_code == 422
     assert len(gitea.violations) == 6
     assert gitea.requests[-1] == ("PATCH", "/api/v1/repos/alice/proj/issues/1")
     assert gitea.warnings == []
@@ -545,27 +611,52 @@ async def test_a_normal_session_touches_every_endpoint_and_stays_valid(
     alice = gitea.add_user("alice")
     gitea.add_repo("alice", "proj", private=True)
     gitea.add_issue("alice", "proj", "a pull request", is_pull=True)
-    async with Receiver() as receiver, client(gitea, alice) as api, \
-            client(gitea, root) as admin, client(gitea) as anon:
+    async with (
+        Receiver() as receiver,
+        client(gitea, alice) as api,
+        client(gitea, root) as admin,
+        client(gitea) as anon,
+    ):
         assert (await anon.get("/version")).json()["version"] == gitea.version
-        await admin.post("/admin/users", json={"username": "bob", "email": "bob@x.local",
-                                               "password": "bob-pass-1",
-                                               "must_change_password": False})
-        bob = (await anon.post("/users/bob/tokens", json={"name": "t", "scopes": ["all"]},
-                               headers=basic("bob", "bob-pass-1"))).json()["sha1"]
+        await admin.post(
+            "/admin/users",
+            json={
+                "username": "bob",
+                "email": "bob@x.local",
+                "password": "bob-pass-1",
+                "must_change_password": False,
+            },
+        )
+        bob = (
+            await anon.post(
+                "/users/bob/tokens",
+                json={"name": "t", "scopes": ["all"]},
+                headers=basic("bob", "bob-pass-1"),
+            )
+        ).json()["sha1"]
         gitea.add_collaborator("alice", "proj", "bob")
         await api.get("/user")
         await api.get("/repos/alice/proj")
-        await api.post("/repos/alice/proj/hooks", json={
-            "type": "gitea", "active": True, "events": ["issues"],
-            "config": {"url": receiver.url, "content_type": "json", "secret": "k"}})
+        await api.post(
+            "/repos/alice/proj/hooks",
+            json={
+                "type": "gitea",
+                "active": True,
+                "events": ["issues"],
+                "config": {"url": receiver.url, "content_type": "json", "secret": "k"},
+            },
+        )
         await api.get("/repos/alice/proj/hooks")
-        label = (await api.post("/repos/alice/proj/labels",
-                                json={"name": "bug", "color": "ee0701"})).json()["id"]
+        label = (
+            await api.post("/repos/alice/proj/labels", json={"name": "bug", "color": "ee0701"})
+        ).json()["id"]
         await api.get("/repos/alice/proj/labels")
-        n = (await api.post("/repos/alice/proj/issues",
-                            json={"title": "t", "labels": [label], "assignees": ["bob"]})
-             ).json()["number"]
+        n = (
+            await api.post(
+                "/repos/alice/proj/issues",
+                json={"title": "t", "labels": [label], "assignees": ["bob"]},
+            )
+        ).json()["number"]
         await api.get("/repos/alice/proj/issues", params={"state": "all", "type": "issues"})
         await api.get(f"/repos/alice/proj/issues/{n}")
         await api.patch(f"/repos/alice/proj/issues/{n}", json={"body": "b", "assignees": []})
@@ -576,8 +667,9 @@ async def test_a_normal_session_touches_every_endpoint_and_stays_valid(
         await api.delete(f"{path}/{label}")
         await api.delete(path)
         async with client(gitea, bob) as worker:
-            cid = (await worker.post(f"/repos/alice/proj/issues/{n}/comments",
-                                     json={"body": "done"})).json()["id"]
+            cid = (
+                await worker.post(f"/repos/alice/proj/issues/{n}/comments", json={"body": "done"})
+            ).json()["id"]
             await worker.post("/repos/alice/proj/issues/1/comments", json={"body": "on a PR"})
         await api.get(f"/repos/alice/proj/issues/{n}/comments")
         await api.get(f"/repos/alice/proj/issues/comments/{cid}")
@@ -608,10 +700,16 @@ def test_real_webhook_bodies_parse_and_their_signatures_match() -> None:
         headers = d["headers"]
         assert headers["X-Gitea-Signature"] == webhook_signature(secret, raw)
         assert headers["X-Hub-Signature-256"] == "sha256=" + webhook_signature(secret, raw)
-        assert headers["X-Hub-Signature"] == "sha1=" + hmac.new(
-            secret.encode(), raw, hashlib.sha1).hexdigest()
-        for part, definition in (("issue", "Issue"), ("comment", "Comment"),
-                                 ("repository", "Repository"), ("sender", "User")):
+        assert (
+            headers["X-Hub-Signature"]
+            == "sha1=" + hmac.new(secret.encode(), raw, hashlib.sha1).hexdigest()
+        )
+        for part, definition in (
+            ("issue", "Issue"),
+            ("comment", "Comment"),
+            ("repository", "Repository"),
+            ("sender", "User"),
+        ):
             if part in body:
                 assert lenient.validate_definition(definition, body[part]) == [], d["file"]
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from bot.forge.webhooks import Dispatcher, Outbox, WebhookReceiver, WebhookServer
-from bot.projects import Project, ProjectStore
+from fleetcore.projects import Project, ProjectStore
 from tests.forge.shared import DELIVERIES, body_of, resign
 
 SECRET = "test-secret-not-the-recorded-one"
@@ -64,16 +64,23 @@ class Hook:
     outbox: Outbox
     http: httpx.AsyncClient
 
-    async def post(self, file: str, *, secret: str = SECRET, delivery_id: str | None = None,
-                   body: bytes | None = None) -> httpx.Response:
+    async def post(
+        self,
+        file: str,
+        *,
+        secret: str = SECRET,
+        delivery_id: str | None = None,
+        body: bytes | None = None,
+    ) -> httpx.Response:
         d = next(x for x in DELIVERIES["deliveries"] if x["file"] == file)
         headers, raw = resign(d, secret, body, delivery_id or str(uuid.uuid4()))
         return await self.http.post(self.server.url, content=raw, headers=headers)
 
 
 async def make_hook(tmp_path: Path, room: Room, window_s: float = 0.05) -> Hook:
-    projects = ProjectStore(tmp_path / "projects.json",
-                            {"ex": Project("ex", "example/example", ROOM)})
+    projects = ProjectStore(
+        tmp_path / "projects.json", {"ex": Project("ex", "example/example", ROOM)}
+    )
     outbox = Outbox(tmp_path / "webhooks.db")
     dispatcher = Dispatcher(outbox, room.send, window_s)
     server = WebhookServer(WebhookReceiver(SECRET, projects, outbox, dispatcher), "127.0.0.1", 0)

@@ -13,8 +13,8 @@ import httpx
 import nats
 import pytest
 
-from bot.local.nats import INSTALL_HINT, NatsMissing, NatsServer
-from bot.local.synapse import SynapseServer
+from fleet.local.nats import INSTALL_HINT, NatsMissing, NatsServer
+from fleet.local.synapse import SynapseServer
 
 
 async def test_synapse_registers_users_who_can_log_in(synapse: SynapseServer) -> None:
@@ -59,7 +59,7 @@ async def test_fleet_demo_runs_end_to_end_and_reuses_its_state(tmp_path: Path) -
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bot.cli",
+            "fleet.cli",
             "demo",
             "--state-dir",
             str(state),
@@ -96,7 +96,7 @@ async def test_fleet_up_prints_element_instructions_and_ctrl_c_stops_everything(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "fleet.cli",
         "up",
         "--state-dir",
         str(state),

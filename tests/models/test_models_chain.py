@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agents.models import fakes
-from agents.models.chain import ChainExhausted, FallbackChain, NoPrivateProvider
-from agents.models.config import ChainConfig, ProviderConfig
+import fleettest.models_fake as fakes
+from fleetcore.models.chain import ChainExhausted, FallbackChain, NoPrivateProvider
+from fleetcore.models.config import ChainConfig, ProviderConfig
 
 SOUL = "You are Hermes."
 CFG = ChainConfig(

@@ -6,9 +6,9 @@ import json
 
 import httpx
 
-from agents.models.classify import Action, Failure, Kind, classify, retry_after_s
-from agents.models.config import ModelConfig, ProviderConfig, chain_warnings
-from agents.models.cooldown import Cooldowns
+from fleetcore.models.classify import Action, Failure, Kind, classify, retry_after_s
+from fleetcore.models.config import ModelConfig, ProviderConfig, chain_warnings
+from fleetcore.models.cooldown import Cooldowns
 
 
 def decide(failure: Failure, attempt: int = 0):  # type: ignore[no-untyped-def]

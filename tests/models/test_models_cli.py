@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from agents.models import fakes
+import fleettest.models_fake as fakes
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = {"PK": "pk-secret-1", "BK": "bk-secret-2"}
@@ -50,7 +50,7 @@ async def fleet(*args: str, env: dict[str, str] | None = None) -> tuple[int, str
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.cli",
+        "fleet.cli",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.safety.cli import screen_main
+from fleetcore.safety.cli import screen_main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ def test_bad_lines_reported_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_plain_mode_subprocess() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "bot.safety.cli", "--plain"],
+        [sys.executable, "-m", "fleetcore.safety.cli", "--plain"],
         input="the build is dead\ni w a n t t o d i e\n",
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.safety import Level, Verdict, screen
+from fleetcore.safety import Level, Verdict, screen
 
 REPO = Path(__file__).resolve().parents[2]
 DEV = REPO.parent / "shared" / "crisis" / "dev.jsonl"

@@ -9,7 +9,7 @@ import codecs
 
 import pytest
 
-from bot.safety import Level, screen
+from fleetcore.safety import Level, screen
 
 CRISIS = [
     # direct, new wordings

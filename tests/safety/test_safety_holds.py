@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from bot.safety.holds import HoldStore
+from bot.holds import HoldStore
 
 
 def test_hold_survives_reopen_and_clear(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.safety.modeltest import (
+from fleetcore.safety.modeltest import (
     ReadinessStore,
     grade_reply,
     load_safety_tests,
@@ -87,7 +87,7 @@ async def test_run_gate_and_table(tmp_path: Path) -> None:
     assert report.failed_models() == ["jb-model", "broken-model"]
     assert not report.passed
 
-    from bot.safety.modeltest import format_table
+    from fleetcore.safety.modeltest import format_table
 
     table = format_table(report)
     assert "safe-model" in table and "PASS" in table and "FAIL" in table

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.safety import normalise as nm
+from fleetcore.safety import normalise as nm
 
 
 def test_nfkc_fullwidth_and_case() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bot.safety import Level, Verdict, screen
-from bot.safety.protocol import (
+from fleetcore.safety import Level, Verdict, screen
+from fleetcore.safety.protocol import (
     SafetyConfig,
     check_model_reply,
     crisis_reply,

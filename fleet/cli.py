@@ -1,0 +1,206 @@
+"""`fleet`: the one console script.
+
+Secrets are never accepted as arguments (they would show in `ps` and shell history); every
+command that needs one reads it through the config's secret references.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from fleetcore import __version__
+
+DEFAULT_CONFIG = Path(os.environ.get("HERMES_CONFIG", "config.yaml"))
+EXIT_BAD_CONFIG = 2
+
+
+def _load(path: Path):  # type: ignore[no-untyped-def]
+    from fleetcore.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"{exc.source}: invalid configuration", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_CONFIG) from None
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from fleetcore.config import ConfigError, check_secrets, load_config
+
+    try:
+        cfg = load_config(args.path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{problem}")
+        print(f"{exc.source}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    problems = check_secrets(cfg) if args.secrets else []
+    for problem in problems:
+        print(f"{problem}")
+    for warning in cfg.warnings():
+        print(f"warning: {warning}")
+    if problems:
+        return EXIT_BAD_CONFIG
+    print(f"{args.path}: ok")
+    return 0
+
+
+def cmd_bot(args: argparse.Namespace) -> int:
+    from bot.app import run_forever
+    from fleetcore import log
+
+    cfg = _load(args.config)
+    log.setup(cfg.log_level)
+    asyncio.run(run_forever(cfg))
+    return 0
+
+
+def cmd_bot_identity(args: argparse.Namespace) -> int:
+    from bot.crosssign.cli import print_identity
+    from bot.matrix.state import load_session
+
+    cfg = _load(args.config)
+    session = load_session(cfg.bot_dir / "session.json")
+    if session is None:
+        print(f"no bot session in {cfg.bot_dir}: start the bot once (fleet bot) first")
+        return 1
+    return print_identity(
+        cfg.matrix.homeserver,
+        session.access_token,
+        session.user_id,
+        session.device_id,
+        cfg.bot_dir,
+    )
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from fleet.local.up import up_main
+
+    return up_main(args.state_dir, demo=False)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from fleet.local.up import up_main
+
+    return up_main(args.state_dir, demo=True)
+
+
+def cmd_safety_screen(args: argparse.Namespace) -> int:
+    from fleetcore.safety.cli import screen_main
+
+    return screen_main(["--plain"] if args.plain else [])
+
+
+def cmd_safety_test(args: argparse.Namespace) -> int:
+    from fleetcore.safety.modelgate import safety_test_main
+
+    cfg = _load(args.config)
+    return safety_test_main(cfg, model=args.model, all_models=args.all)
+
+
+def cmd_chain_test(args: argparse.Namespace) -> int:
+    from fleetcore.models.cli import chain_test_main
+
+    cfg = _load(args.config)
+    return chain_test_main(cfg, break_primary=args.break_primary)
+
+
+def cmd_hook_install(args: argparse.Namespace) -> int:
+    from bot.forge.cli import hook_install_main
+
+    cfg = _load(args.config)
+    return hook_install_main(cfg, args.project)
+
+
+def cmd_wolf(args: argparse.Namespace) -> int:
+    from agents.wolf import wolf_main
+
+    cfg = _load(args.config)
+    return wolf_main(cfg, name=args.name, tier=args.tier)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fleet", description="Hermes fleet")
+    p.add_argument("--version", action="version", version=f"hermes-fleet {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help_: str, parent: object = sub
+    ) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, help=help_, description=help_)  # type: ignore[attr-defined]
+        sp.set_defaults(func=func)
+        return sp
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="config YAML")
+        return sp
+
+    bot = with_config(add("bot", cmd_bot, "run the Matrix bot"))
+    bot_sub = bot.add_subparsers(dest="bot_command")
+    with_config(add("identity", cmd_bot_identity, "show the bot's cross-signing identity", bot_sub))
+
+    cfg = add("config", lambda a: 2, "configuration tools")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    check = add("check", cmd_config_check, "validate a config file", cfg_sub)
+    check.add_argument("path", nargs="?", type=Path, default=DEFAULT_CONFIG)
+    check.add_argument(
+        "--secrets", action="store_true", help="also check that every secret is available"
+    )
+
+    for name, func, help_ in (
+        ("up", cmd_up, "run the whole fleet locally on embedded defaults"),
+        ("demo", cmd_demo, "run the fleet locally with a scripted operator, then exit"),
+    ):
+        sp = add(name, func, help_)
+        sp.add_argument("--state-dir", type=Path, default=Path(".fleet"))
+
+    safety = add("safety", lambda a: 2, "crisis detector tools")
+    safety_sub = safety.add_subparsers(dest="safety_command", required=True)
+    scr = add("screen", cmd_safety_screen, "screen JSON lines from stdin", safety_sub)
+    scr.add_argument("--plain", action="store_true", help="read plain text lines")
+
+    st = with_config(add("safety-test", cmd_safety_test, "run safety tests against models"))
+    group = st.add_mutually_exclusive_group()
+    group.add_argument("--model", help="provider name to test")
+    group.add_argument("--all", action="store_true", help="test every configured provider")
+
+    chain = add("chain", lambda a: 2, "model fallback chain tools")
+    chain_sub = chain.add_subparsers(dest="chain_command", required=True)
+    ct = with_config(
+        add("test", cmd_chain_test, "call each provider with a tiny prompt", chain_sub)
+    )
+    ct.add_argument("--break-primary", action="store_true", help="simulate a bad primary key")
+
+    forge = add("forge", lambda a: 2, "Gitea tools")
+    forge_sub = forge.add_subparsers(dest="forge_command", required=True)
+    hook = add("hook", lambda a: 2, "webhooks", forge_sub)
+    hook_sub = hook.add_subparsers(dest="hook_command", required=True)
+    hi = with_config(add("install", cmd_hook_install, "register the webhook on a repo", hook_sub))
+    hi.add_argument("project")
+
+    wolf = with_config(add("wolf", cmd_wolf, "run a worker agent"))
+    wolf.add_argument("--name", required=True)
+    wolf.add_argument("--tier", default="wolves")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "bot" and getattr(args, "bot_command", None) == "identity":
+        return cmd_bot_identity(args)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,282 @@
+"""`fleet up` and `fleet demo`: the whole fleet on this machine, on embedded defaults.
+
+Everything lives under one state directory (default `./.fleet/`) and is reused by the next
+run: the homeserver's database, the accounts (passwords generated once, stored 0600), the
+bot's device and keys. Ctrl-C stops every process this command started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fleet.local.botrunner import BotRunner
+from fleet.local.nats import NatsServer
+from fleet.local.synapse import Account, SynapseServer
+from fleetcore.config import FleetConfig, load_config
+from fleetcore.proc import ServerStartError, free_port
+from fleetcore.secrets import write_private
+from fleettest.gitea_standin import GiteaStandin
+
+REPO = Path(__file__).resolve().parents[2]
+BOT = "hermes"
+OPERATOR = "operator"
+SANDBOX_REPO = ("operator", "sandbox")
+SANDBOX_ISSUES = (
+    ("Editor loses the draft on save", "Type a paragraph, press **Save**, reload: it is gone."),
+    ("Login form accepts an empty password", "The form submits and shows a blank page."),
+    ("Dark mode: code blocks are unreadable", "Grey on grey in `pre` blocks."),
+)
+
+
+def _port_or_free(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
+class LocalFleet:
+    """Starts the servers, makes the accounts and the config; stops all on exit."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir.resolve()
+        self.ports_path = self.state_dir / "ports.json"
+        self.accounts_path = self.state_dir / "accounts.json"
+        self.config_path = self.state_dir / "config.yaml"
+        # Your additions to the generated config (model providers, projects...).
+        self.overlay_path = self.state_dir / "extra.yaml"
+        self.synapse: SynapseServer | None = None
+        self.nats: NatsServer | None = None
+        self.forge: GiteaStandin | None = None
+        self.forge_users: dict[str, str] = {}
+        self.webhook_port = 0
+        self.accounts: dict[str, Account] = {}
+        self.new_accounts = False
+        # Extra config (the demo adds its fake model provider).
+        self.extra_config: dict[str, Any] = {}
+
+    def _ports(self) -> dict[str, int]:
+        if self.ports_path.exists():
+            saved: dict[str, int] = json.loads(self.ports_path.read_text())
+            return {
+                "synapse": _port_or_free(saved["synapse"]),
+                "nats": _port_or_free(saved["nats"]),
+                "webhook": _port_or_free(saved.get("webhook", 8787)),
+            }
+        ports = {
+            "synapse": _port_or_free(8008),
+            "nats": _port_or_free(4222),
+            "webhook": _port_or_free(8787),
+        }
+        write_private(self.ports_path, json.dumps(ports))
+        return ports
+
+    async def __aenter__(self) -> LocalFleet:
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ports = self._ports()
+        self.nats = NatsServer(self.state_dir / "nats", port=ports["nats"])
+        self.synapse = SynapseServer(self.state_dir / "synapse", port=ports["synapse"])
+        try:
+            await self.nats.start()
+            await self.synapse.start()
+            await self._accounts()
+            await self._sandbox_forge()
+            self.webhook_port = ports["webhook"]
+            self._write_config()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.forge is not None:
+            await self.forge.stop()
+        if self.synapse is not None:
+            await self.synapse.stop()
+        if self.nats is not None:
+            await self.nats.stop()
+
+    async def _accounts(self) -> None:
+        assert self.synapse is not None
+        if self.accounts_path.exists():
+            saved = json.loads(self.accounts_path.read_text())
+            self.accounts = {k: Account(**v) for k, v in saved.items()}
+            return
+        for role, localpart in (("bot", BOT), ("operator", OPERATOR)):
+            self.accounts[role] = await self.synapse.register(
+                localpart, password=secrets.token_urlsafe(18)
+            )
+        write_private(
+            self.accounts_path,
+            json.dumps({k: v.__dict__ for k, v in self.accounts.items()}, indent=1),
+        )
+        write_private(self.state_dir / "bot-password", self.accounts["bot"].password)
+        self.new_accounts = True
+
+    async def _sandbox_forge(self) -> None:
+        """An in-memory Gitea (the test stand-in) so forge commands and burns work at once.
+
+        It forgets everything when the fleet stops; point `gitea:` at a real Gitea for work
+        that must last.
+        """
+        self.forge = GiteaStandin()
+        await self.forge.start()
+        token = self.forge.add_user("fleet", admin=True)
+        owner, repo = SANDBOX_REPO
+        self.forge.add_repo(owner, repo)
+        self.forge.add_collaborator(owner, repo, "fleet", "admin")
+        self.forge_users["alice"] = self.forge.add_user("alice")
+        self.forge.add_collaborator(owner, repo, "alice", "write")
+        for title, body in SANDBOX_ISSUES:
+            self.forge.add_issue(owner, repo, title, body)
+        write_private(self.state_dir / "gitea-token", token)
+        secret = self.state_dir / "webhook-secret"
+        if not secret.exists():
+            write_private(secret, secrets.token_urlsafe(24))
+
+    def render_config(self) -> dict[str, Any]:
+        assert self.synapse is not None and self.nats is not None and self.forge is not None
+        hook_url = f"http://127.0.0.1:{self.webhook_port}/webhooks/gitea"
+        return {
+            "state_dir": str(self.state_dir),
+            "soul": str(REPO / "SOUL.md"),
+            "matrix": {
+                "homeserver": self.synapse.url,
+                "user_id": self.accounts["bot"].user_id,
+                "password": {"file": str(self.state_dir / "bot-password")},
+                # A local fleet trusts operator devices on first sight, cross-signed or
+                # not, so a fresh Element login works at once.
+                "trust": {"policy": "identity-tofu", "allow_unsigned_devices": True},
+            },
+            "operators": [self.accounts["operator"].user_id],
+            "gitea": {
+                "url": self.forge.url,
+                "token": {"file": str(self.state_dir / "gitea-token")},
+                "webhook": {
+                    "port": self.webhook_port,
+                    "secret": {"file": str(self.state_dir / "webhook-secret")},
+                    "public_url": hook_url,
+                    "batch_window_s": 1.0,
+                },
+            },
+            "bus": {"servers": [self.nats.url]},
+            "burn": {"edit_interval_s": 1.0, "digest_interval_s": 10},
+            **self._overlay(),
+            **self.extra_config,
+        }
+
+    def _overlay(self) -> dict[str, Any]:
+        if not self.overlay_path.exists():
+            return {}
+        data = yaml.safe_load(self.overlay_path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ServerStartError(f"{self.overlay_path}: expected a mapping of config keys")
+        return data
+
+    def _write_config(self) -> None:
+        write_private(self.config_path, yaml.safe_dump(self.render_config(), sort_keys=False))
+
+    def load(self) -> FleetConfig:
+        return load_config(self.config_path)
+
+    def instructions(self) -> str:
+        assert self.synapse is not None
+        op = self.accounts["operator"]
+        lines = [
+            "",
+            "Hermes fleet is up.",
+            f"  Homeserver (Element: 'Edit' the server): {self.synapse.url}",
+            f"  Operator user: {op.user_id}",
+        ]
+        if self.new_accounts:
+            lines.append(f"  Operator password: {op.password}   (shown once; stored 0600 in")
+            lines.append(f"      {self.accounts_path})")
+        else:
+            lines.append(f"  Operator password: stored in {self.accounts_path}")
+        lines += [
+            f"  Bot: {self.accounts['bot'].user_id}: create a room and invite it, then type !help",
+            "  Sandbox forge (an in-memory Gitea, forgotten on exit): "
+            + (self.forge.url if self.forge else "-"),
+            f"      try: !project add sandbox {'/'.join(SANDBOX_REPO)}",
+            f"  NATS: {self.nats.url if self.nats else '-'}. Wolves need models: put `model:` "
+            f"and `fallback_providers:` in {self.overlay_path},",
+            f"      restart, then: fleet wolf --config {self.config_path} --name wolf-1",
+            f"  State: {self.state_dir}    Ctrl-C stops everything.",
+            "",
+        ]
+        return "\n".join(lines)
+
+
+async def _with_fleet(
+    state_dir: Path,
+    body: Callable[[LocalFleet, BotRunner], Awaitable[int]],
+    extra_config: dict[str, Any] | None = None,
+) -> int:
+    fleet = LocalFleet(state_dir)
+    fleet.extra_config = extra_config or {}
+    async with fleet:
+        from fleetcore import log
+
+        cfg = fleet.load()
+        log.setup(cfg.log_level)
+        runner = BotRunner(cfg)
+        await runner.start()
+        try:
+            return await body(fleet, runner)
+        finally:
+            await runner.stop()
+
+
+async def _serve(fleet: LocalFleet, runner: BotRunner) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    print(fleet.instructions(), flush=True)
+    await stop.wait()
+    print("stopping ...", flush=True)
+    return 0
+
+
+async def _demo(fleet: LocalFleet, runner: BotRunner) -> int:
+    from fleet.local.demo import run_demo
+
+    return await run_demo(fleet, runner)
+
+
+async def _demo_with_model(state_dir: Path) -> int:
+    """The demo's wolf thinks with a fake model server that answers like a good one."""
+    from fleettest.models_fake import FakeProvider, ok, triage_reply
+
+    async with FakeProvider("openai", ok(triage_reply)) as model:
+        extra = {
+            "model": {"default": "demo-model", "provider": "demo"},
+            "fallback_providers": [
+                {"provider": "demo", "model": "demo-model", "base_url": model.base_url}
+            ],
+        }
+        return await _with_fleet(state_dir, _demo, extra)
+
+
+def up_main(state_dir: Path, demo: bool) -> int:
+    try:
+        if demo:
+            return asyncio.run(_demo_with_model(state_dir))
+        return asyncio.run(_with_fleet(state_dir, _serve))
+    except ServerStartError as exc:
+        print(f"fleet: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,215 @@
+"""Creating the bus's streams, consumers and registry bucket, and managing queued work.
+
+Both the bot and every wolf call `ensure_streams` at start: whoever comes first creates
+everything, the rest find it in place, and a changed config (say a longer ack_wait) is
+applied rather than refused, so rolling out a new setting needs no manual step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Iterable
+
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    ConsumerInfo,
+    DeliverPolicy,
+    KeyValueConfig,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    StreamInfo,
+)
+from nats.js.client import JetStreamContext
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.kv import KeyValue
+
+from fleetcore.bus.config import BusConfig
+from fleetcore.bus.subjects import (
+    AGENTS_BUCKET,
+    BOT_RESULTS_CONSUMER,
+    RESULTS_STREAM,
+    RESULTS_SUBJECTS,
+    TASKS_STREAM,
+    TASKS_SUBJECTS,
+    burn_filter,
+    tier_consumer,
+    tier_filter,
+)
+from fleetcore.log import fields
+
+log = logging.getLogger(__name__)
+
+# Results are the record of what the fleet did; a month covers any report the bot makes.
+RESULTS_MAX_AGE_S = 30 * 86400.0
+# The server's "stream name already in use with a different configuration".
+_STREAM_NAME_IN_USE = 10058
+# nats-py's create_key_value caps a bucket's duplicate window at two minutes.
+_KV_MAX_DUPLICATE_WINDOW_S = 120.0
+
+
+def tasks_stream_config(cfg: BusConfig) -> StreamConfig:
+    return StreamConfig(
+        name=TASKS_STREAM,
+        description="Fleet tasks: one message per issue to triage, removed when a wolf acks it",
+        subjects=[TASKS_SUBJECTS],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=cfg.duplicate_window_s,
+    )
+
+
+def results_stream_config(cfg: BusConfig) -> StreamConfig:
+    return StreamConfig(
+        name=RESULTS_STREAM,
+        description="Fleet results: what each wolf did with each task",
+        subjects=[RESULTS_SUBJECTS],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=RESULTS_MAX_AGE_S,
+        duplicate_window=min(cfg.duplicate_window_s, RESULTS_MAX_AGE_S),
+    )
+
+
+def tier_consumer_config(cfg: BusConfig, tier: str) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=tier_consumer(tier),
+        description=f"Wolves of tier {tier}, sharing one queue",
+        filter_subject=tier_filter(tier),
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=cfg.ack_wait_s,
+        max_deliver=cfg.max_deliver,
+    )
+
+
+def bot_results_consumer_config(cfg: BusConfig) -> ConsumerConfig:
+    # Unlimited deliveries: a result the bot failed to handle is retried, never dropped;
+    # the bot terminates a malformed one itself.
+    return ConsumerConfig(
+        durable_name=BOT_RESULTS_CONSUMER,
+        description="The bot reading every result",
+        filter_subject=RESULTS_SUBJECTS,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=cfg.ack_wait_s,
+        max_deliver=-1,
+    )
+
+
+def _differs(current: StreamConfig, wanted: StreamConfig) -> list[str]:
+    out = []
+    for f in dataclasses.fields(wanted):
+        value = getattr(wanted, f.name)
+        if value is not None and getattr(current, f.name) != value:
+            out.append(f.name)
+    return out
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> StreamInfo:
+    assert config.name is not None
+    try:
+        info = await js.stream_info(config.name)
+    except NotFoundError:
+        try:
+            return await js.add_stream(config)
+        except BadRequestError as exc:
+            if exc.err_code != _STREAM_NAME_IN_USE:  # not lost a creation race: a real error
+                raise
+        info = await js.stream_info(config.name)
+    changed = _differs(info.config, config)
+    if not changed:
+        return info
+    log.info("stream_updated", extra=fields(stream=config.name, changed=changed))
+    return await js.update_stream(config)
+
+
+async def ensure_tier_consumer(js: JetStreamContext, cfg: BusConfig, tier: str) -> ConsumerInfo:
+    """Create (or update) the one durable consumer that all wolves of `tier` pull from."""
+    return await js.add_consumer(TASKS_STREAM, tier_consumer_config(cfg, tier))
+
+
+async def ensure_registry(js: JetStreamContext, cfg: BusConfig) -> KeyValue:
+    """The agents bucket, its TTL set so a wolf that stops beating disappears by itself."""
+    try:
+        return await js.create_key_value(
+            KeyValueConfig(
+                bucket=AGENTS_BUCKET,
+                description="Live wolves; entries expire when heartbeats stop",
+                history=1,
+                ttl=cfg.heartbeat_ttl_s,
+                storage=StorageType.FILE,
+            )
+        )
+    except BadRequestError as exc:
+        if exc.err_code != _STREAM_NAME_IN_USE:
+            raise
+    # The bucket exists with other settings (a changed heartbeat_ttl_s): update its stream.
+    stream = f"KV_{AGENTS_BUCKET}"
+    info = await js.stream_info(stream)
+    updated = dataclasses.replace(
+        info.config,
+        max_age=cfg.heartbeat_ttl_s,
+        duplicate_window=min(cfg.heartbeat_ttl_s, _KV_MAX_DUPLICATE_WINDOW_S),
+    )
+    log.info("registry_ttl_updated", extra=fields(bucket=AGENTS_BUCKET, ttl_s=cfg.heartbeat_ttl_s))
+    await js.update_stream(updated)
+    return await js.key_value(AGENTS_BUCKET)
+
+
+async def ensure_streams(js: JetStreamContext, cfg: BusConfig, tiers: Iterable[str] = ()) -> None:
+    """Everything the bus needs; safe to call from every process at every start."""
+    await ensure_stream(js, tasks_stream_config(cfg))
+    await ensure_stream(js, results_stream_config(cfg))
+    for tier in tiers:
+        await ensure_tier_consumer(js, cfg, tier)
+    await js.add_consumer(RESULTS_STREAM, bot_results_consumer_config(cfg))
+    await ensure_registry(js, cfg)
+
+
+async def pull_tasks(js: JetStreamContext, tier: str) -> JetStreamContext.PullSubscription:
+    """A wolf's subscription: bound to the tier's shared consumer, never creating its own."""
+    return await js.pull_subscribe_bind(durable=tier_consumer(tier), stream=TASKS_STREAM)
+
+
+async def pull_results(js: JetStreamContext) -> JetStreamContext.PullSubscription:
+    return await js.pull_subscribe_bind(durable=BOT_RESULTS_CONSUMER, stream=RESULTS_STREAM)
+
+
+async def queue_depth(js: JetStreamContext, tier: str) -> int:
+    """Tasks of `tier` waiting for a wolf (not counting those a wolf is working on).
+
+    Before any wolf of the tier has started there is no consumer; then every stored task of
+    the tier is waiting, which the stream's per-subject counts tell.
+    """
+    try:
+        info = await js.consumer_info(TASKS_STREAM, tier_consumer(tier))
+    except NotFoundError:
+        return await _stored(js, tier_filter(tier))
+    return int(info.num_pending or 0)
+
+
+async def _stored(js: JetStreamContext, subject_filter: str) -> int:
+    info = await js.stream_info(TASKS_STREAM, subjects_filter=subject_filter)
+    return sum((info.state.subjects or {}).values())
+
+
+async def withdraw_burn(js: JetStreamContext, burn_id: str) -> int:
+    """Remove a burn's queued tasks from every tier and say how many went.
+
+    Tasks a wolf already holds are removed too; its ack then finds nothing, and the claim
+    protocol keeps it from posting twice if anything is redelivered.
+    """
+    subject = burn_filter(burn_id)
+    # nats-py's purge_stream drops the server's `purged` count, so ask the API directly.
+    resp = await js._api_request(
+        f"{js._prefix}.STREAM.PURGE.{TASKS_STREAM}",
+        json.dumps({"filter": subject}).encode(),
+        timeout=js._timeout,
+    )
+    purged = int(resp.get("purged", 0))
+    log.info("burn_withdrawn", extra=fields(burn_id=burn_id, purged=purged))
+    return purged

@@ -1,0 +1,502 @@
+"""An async Gitea API client: the fleet's only way to talk to the forge.
+
+Small surface, precise errors. Every failure is one of a few exception classes whose
+message says what happened in words an operator can act on (token rejected, repo not
+found, what was invalid), because these messages go straight into a chat room.
+
+Retries: idempotent requests (GET, PATCH, PUT, DELETE) are retried with backoff on 5xx,
+connection errors and timeouts. A POST is retried only when it certainly did not reach
+Gitea (the connection could not be opened) or a proxy said Gitea is away (502/503):
+retrying a POST that may have been applied would open the same issue twice. 4xx is never
+retried: the same request will be refused again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from fleetcore.forge.models import Comment, Hook, Issue, Label, Page, Repo
+
+log = logging.getLogger("hermes.forge")
+
+MAX_LIMIT = 50  # Gitea caps `limit` at 50 (default 30); asking for more silently gets 50
+FLEET_LABEL_COLORS = {
+    "ready": "#0e8a16",
+    "burn": "#d93f0b",
+    "triaged": "#1d76db",
+    "needs-human": "#b60205",
+}
+DEFAULT_LABEL_COLOR = "#c5def5"
+_IDEMPOTENT = {"GET", "PUT", "PATCH", "DELETE", "HEAD"}
+
+if TYPE_CHECKING:
+    from fleetcore.config import FleetConfig
+
+
+class GiteaError(Exception):
+    """Gitea refused or failed a request; `str()` is a one-line reason fit for a room."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class GiteaUnavailable(GiteaError):
+    """Gitea could not be reached, timed out, or kept answering 5xx."""
+
+
+class Unauthorized(GiteaError):
+    """401/403: the token is missing, wrong, or lacks a scope."""
+
+
+class NotFound(GiteaError):
+    """404: the owner/repo, issue, comment or label does not exist (or is invisible)."""
+
+
+class Invalid(GiteaError):
+    """400/422: Gitea said what was wrong with the request."""
+
+
+class Conflict(GiteaError):
+    """409: a stale `content_version`; someone else edited the issue first."""
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text.strip()[:200]
+    if isinstance(data, Mapping):
+        parts = [str(data.get("message") or "").strip()]
+        errors = data.get("errors")
+        if isinstance(errors, list):
+            parts += [str(e) for e in errors if e]
+        return "; ".join(p for p in parts if p)[:300]
+    return str(data)[:200]
+
+
+def label_color(name: str) -> str:
+    if name.startswith("assigned:"):
+        return "#fbca04"
+    return FLEET_LABEL_COLORS.get(name, DEFAULT_LABEL_COLOR)
+
+
+class GiteaClient:
+    """One client per process; keeps one connection pool and a per-repo label cache."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        connect_timeout_s: float = 5.0,
+        read_timeout_s: float = 20.0,
+        retries: int = 3,
+        backoff_s: float = 0.25,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self._http = httpx.AsyncClient(
+            base_url=f"{self.base_url}/api/v1",
+            headers={"Authorization": f"token {token}", "Accept": "application/json"},
+            timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
+            transport=transport,
+        )
+        self._labels: dict[tuple[str, str], dict[str, Label]] = {}
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> GiteaClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- transport -------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        what: str = "",
+        auth: tuple[str, str] | None = None,
+    ) -> httpx.Response:
+        attempts = self.retries + 1
+        last: str = ""
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(self.backoff_s * (2 ** (attempt - 1)))
+            try:
+                kwargs: dict[str, Any] = {"params": params, "json": json}
+                if auth is not None:
+                    kwargs["auth"] = httpx.BasicAuth(*auth)  # replaces the token header
+                response = await self._http.request(method, path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                last = f"cannot connect to {self.base_url} ({type(exc).__name__})"
+                continue
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                last = f"{type(exc).__name__} talking to {self.base_url}"
+                if method in _IDEMPOTENT:
+                    continue
+                raise GiteaUnavailable(
+                    f"{last}; the {method} may or may not have been applied"
+                ) from exc
+            status = response.status_code
+            if status >= 500:
+                last = f"Gitea answered {status}"
+                if method in _IDEMPOTENT or status in (502, 503):
+                    continue
+                raise GiteaUnavailable(last, status)
+            if status >= 400:
+                raise self._client_error(response, what or f"{method} {path}")
+            return response
+        log.warning("gitea.unavailable", extra={"path": path, "reason": last})
+        raise GiteaUnavailable(f"{last} (after {attempts} attempts)")
+
+    @staticmethod
+    def _client_error(response: httpx.Response, what: str) -> GiteaError:
+        status = response.status_code
+        detail = _error_text(response)
+        suffix = f": {detail}" if detail else ""
+        if status == 401:
+            return Unauthorized("the Gitea token was rejected (401)", status)
+        if status == 403:
+            return Unauthorized(f"the Gitea token may not do this (403){suffix}", status)
+        if status == 404:
+            return NotFound(f"{what} not found", status)
+        if status == 409:
+            return Conflict(f"{what}: changed by someone else first (409){suffix}", status)
+        if status in (400, 422):
+            return Invalid(f"{what} was invalid ({status}){suffix}", status)
+        return GiteaError(f"{what} failed ({status}){suffix}", status)
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self._request(method, path, **kwargs)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise GiteaError(f"Gitea sent a body that is not JSON for {method} {path}") from exc
+
+    # -- server, repos ---------------------------------------------------------------
+
+    async def version(self) -> str:
+        data = await self._json("GET", "/version", what="version")
+        return str(data.get("version") or "")
+
+    async def whoami(self) -> str:
+        """The login our token belongs to (the fleet's own actions are not echoed back)."""
+        data = await self._json("GET", "/user", what="the token's user")
+        return str(data.get("login") or "")
+
+    async def get_repo(self, owner: str, repo: str) -> Repo:
+        data = await self._json("GET", f"/repos/{owner}/{repo}", what=f"repo {owner}/{repo}")
+        return Repo.of(data)
+
+    # -- issues ----------------------------------------------------------------------
+
+    async def list_issues_page(
+        self,
+        owner: str,
+        repo: str,
+        *,
+        state: str = "open",
+        labels: Sequence[str] | None = None,
+        page: int = 1,
+        limit: int = 30,
+    ) -> Page[Issue]:
+        params: dict[str, Any] = {
+            "state": state,
+            "type": "issues",  # without it Gitea mixes pull requests into the list
+            "page": page,
+            "limit": min(limit, MAX_LIMIT),
+        }
+        if labels:
+            params["labels"] = ",".join(labels)
+        response = await self._request(
+            "GET", f"/repos/{owner}/{repo}/issues", params=params, what=f"repo {owner}/{repo}"
+        )
+        items = [Issue.of(d) for d in response.json()]
+        total_header = response.headers.get("X-Total-Count")
+        total = int(total_header) if total_header and total_header.isdigit() else len(items)
+        return Page(items, total)
+
+    async def iter_issues(
+        self,
+        owner: str,
+        repo: str,
+        *,
+        state: str = "open",
+        labels: Sequence[str] | None = None,
+    ) -> AsyncIterator[Issue]:
+        page = 1
+        seen = 0
+        while True:
+            result = await self.list_issues_page(
+                owner, repo, state=state, labels=labels, page=page, limit=MAX_LIMIT
+            )
+            for issue in result.items:
+                yield issue
+            seen += len(result.items)
+            if not result.items or seen >= result.total:
+                return
+            page += 1
+
+    async def get_issue(self, owner: str, repo: str, number: int) -> Issue:
+        data = await self._json(
+            "GET", f"/repos/{owner}/{repo}/issues/{number}", what=f"issue {owner}/{repo}#{number}"
+        )
+        return Issue.of(data)
+
+    async def create_issue(
+        self,
+        owner: str,
+        repo: str,
+        title: str,
+        body: str = "",
+        *,
+        labels: Sequence[str] = (),
+    ) -> Issue:
+        """Labels are names; they are created on demand and sent as ids, as Gitea requires."""
+        if not title.strip():
+            raise Invalid("an issue needs a title")
+        ids = [label.id for label in (await self.ensure_labels(owner, repo, labels)).values()]
+        payload: dict[str, Any] = {"title": title.strip(), "body": body}
+        if ids:
+            payload["labels"] = ids
+        data = await self._json(
+            "POST", f"/repos/{owner}/{repo}/issues", json=payload, what=f"repo {owner}/{repo}"
+        )
+        return Issue.of(data)
+
+    async def edit_issue(
+        self,
+        owner: str,
+        repo: str,
+        number: int,
+        *,
+        state: str | None = None,
+        title: str | None = None,
+        body: str | None = None,
+        content_version: int | None = None,
+    ) -> Issue:
+        payload: dict[str, Any] = {}
+        for key, value in (
+            ("state", state),
+            ("title", title),
+            ("body", body),
+            ("content_version", content_version),
+        ):
+            if value is not None:
+                payload[key] = value
+        data = await self._json(
+            "PATCH",
+            f"/repos/{owner}/{repo}/issues/{number}",
+            json=payload,
+            what=f"issue {owner}/{repo}#{number}",
+        )
+        return Issue.of(data)
+
+    # -- labels ----------------------------------------------------------------------
+
+    async def list_labels(self, owner: str, repo: str) -> list[Label]:
+        out: list[Label] = []
+        page = 1
+        while True:
+            response = await self._request(
+                "GET",
+                f"/repos/{owner}/{repo}/labels",
+                params={"page": page, "limit": MAX_LIMIT},
+                what=f"repo {owner}/{repo}",
+            )
+            batch = [Label.of(d) for d in response.json()]
+            out += batch
+            total = response.headers.get("X-Total-Count")
+            if len(batch) < MAX_LIMIT or (total and total.isdigit() and len(out) >= int(total)):
+                return out
+            page += 1
+
+    async def create_label(
+        self, owner: str, repo: str, name: str, color: str | None = None, description: str = ""
+    ) -> Label:
+        payload = {"name": name, "color": color or label_color(name), "description": description}
+        data = await self._json(
+            "POST", f"/repos/{owner}/{repo}/labels", json=payload, what=f"label {name}"
+        )
+        return Label.of(data)
+
+    async def ensure_labels(self, owner: str, repo: str, names: Sequence[str]) -> dict[str, Label]:
+        """Map names to labels, creating the missing ones (the fleet's labels appear on demand)."""
+        key = (owner.lower(), repo.lower())
+        cache = self._labels.get(key)
+        wanted = list(dict.fromkeys(names))
+        if cache is None or any(n not in cache for n in wanted):
+            cache = {label.name: label for label in await self.list_labels(owner, repo)}
+            self._labels[key] = cache
+        for name in wanted:
+            if name not in cache:
+                try:
+                    cache[name] = await self.create_label(owner, repo, name)
+                except Invalid:
+                    # Another writer created it between our list and our create.
+                    cache.update({lb.name: lb for lb in await self.list_labels(owner, repo)})
+                    if name not in cache:
+                        raise
+        return {name: cache[name] for name in wanted}
+
+    async def add_labels(
+        self, owner: str, repo: str, number: int, names: Sequence[str]
+    ) -> list[Label]:
+        ids = [label.id for label in (await self.ensure_labels(owner, repo, names)).values()]
+        data = await self._json(
+            "POST",
+            f"/repos/{owner}/{repo}/issues/{number}/labels",
+            json={"labels": ids},
+            what=f"issue {owner}/{repo}#{number}",
+        )
+        return [Label.of(d) for d in data or []]
+
+    async def remove_label(self, owner: str, repo: str, number: int, name: str) -> bool:
+        """Remove a label by name; False when the issue did not carry it (already removed)."""
+        return bool(await self.remove_labels(owner, repo, number, [name]))
+
+    async def remove_labels(
+        self,
+        owner: str,
+        repo: str,
+        number: int,
+        names: Iterable[str],
+        current: Sequence[Label] | None = None,
+    ) -> list[str]:
+        """Remove labels by name with one read of the issue (none if `current` is given,
+        e.g. what `add_labels` answered); returns the names that were removed."""
+        wanted = set(names)
+        if current is None:
+            current = (await self.get_issue(owner, repo, number)).labels
+        removed = []
+        for label in current:
+            if label.name not in wanted:
+                continue
+            try:
+                await self._request(
+                    "DELETE",
+                    f"/repos/{owner}/{repo}/issues/{number}/labels/{label.id}",
+                    what=f"label {label.name} on {owner}/{repo}#{number}",
+                )
+            except NotFound:
+                continue  # someone removed it first
+            removed.append(label.name)
+        return removed
+
+    # -- comments --------------------------------------------------------------------
+
+    async def list_comments(self, owner: str, repo: str, number: int) -> list[Comment]:
+        data = await self._json(
+            "GET",
+            f"/repos/{owner}/{repo}/issues/{number}/comments",
+            what=f"issue {owner}/{repo}#{number}",
+        )
+        return sorted((Comment.of(d) for d in data or []), key=lambda c: c.id)
+
+    async def create_comment(self, owner: str, repo: str, number: int, body: str) -> Comment:
+        if not body.strip():
+            raise Invalid("a comment needs text")
+        data = await self._json(
+            "POST",
+            f"/repos/{owner}/{repo}/issues/{number}/comments",
+            json={"body": body},
+            what=f"issue {owner}/{repo}#{number}",
+        )
+        return Comment.of(data)
+
+    async def delete_comment(self, owner: str, repo: str, comment_id: int) -> bool:
+        try:
+            await self._request(
+                "DELETE",
+                f"/repos/{owner}/{repo}/issues/comments/{comment_id}",
+                what=f"comment {comment_id}",
+            )
+        except NotFound:
+            return False
+        return True
+
+    # -- users, tokens ----------------------------------------------------------------
+
+    async def admin_create_user(self, username: str, email: str, password: str) -> str:
+        """Agent users: without must_change_password=false they cannot use the API."""
+        data = await self._json(
+            "POST",
+            "/admin/users",
+            json={
+                "username": username,
+                "email": email,
+                "password": password,
+                "must_change_password": False,
+            },
+            what=f"user {username}",
+        )
+        return str(data.get("login") or username)
+
+    async def create_token(
+        self, username: str, password: str, name: str, scopes: Sequence[str] = ("all",)
+    ) -> str:
+        """A user's token is created with that user's own password (basic auth), not ours."""
+        data = await self._json(
+            "POST",
+            f"/users/{username}/tokens",
+            json={"name": name, "scopes": list(scopes)},
+            auth=(username, password),
+            what=f"token for {username}",
+        )
+        return str(data.get("sha1") or "")
+
+    # -- hooks -----------------------------------------------------------------------
+
+    async def list_hooks(self, owner: str, repo: str) -> list[Hook]:
+        data = await self._json("GET", f"/repos/{owner}/{repo}/hooks", what=f"repo {owner}/{repo}")
+        return [Hook.of(d) for d in data or []]
+
+    async def create_hook(
+        self,
+        owner: str,
+        repo: str,
+        url: str,
+        secret: str,
+        events: Sequence[str] = ("issues", "issue_assign", "issue_label", "issue_comment"),
+    ) -> Hook:
+        data = await self._json(
+            "POST",
+            f"/repos/{owner}/{repo}/hooks",
+            json={
+                "type": "gitea",
+                "config": {"url": url, "content_type": "json", "secret": secret},
+                "events": list(events),
+                "active": True,
+            },
+            what=f"repo {owner}/{repo}",
+        )
+        return Hook.of(data)
+
+
+def client_from_config(cfg: FleetConfig) -> GiteaClient:
+    assert cfg.gitea is not None
+    g = cfg.gitea
+    return GiteaClient(
+        g.url,
+        g.token.get(),
+        connect_timeout_s=g.connect_timeout_s,
+        read_timeout_s=g.read_timeout_s,
+        retries=g.retries,
+    )

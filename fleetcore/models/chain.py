@@ -1,0 +1,273 @@
+"""`FallbackChain`: ask the primary; when it fails, the next; never go deaf.
+
+The order is the configured one (primary first). A provider in cooldown is skipped without
+a request. Sensitive work only goes to providers that do not log prompts. When everything
+is cooling down, the chain waits for the earliest provider if that fits the caller's
+deadline, else it fails with one error that lists every provider's last problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import httpx
+
+from fleetcore.log import fields
+from fleetcore.models.classify import Action, Kind, classify
+from fleetcore.models.config import ChainConfig, ModelConfig, ProviderConfig
+from fleetcore.models.cooldown import Cooldowns
+from fleetcore.models.providers import Provider, ProviderFailure, make_provider
+
+log = logging.getLogger(__name__)
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    provider: str
+    model: str
+    latency_s: float
+    attempts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProviderHealth:
+    name: str
+    model: str
+    state: str  # "ok" | "cooling" | "bad_key"
+    until: datetime | None
+    reason: str
+    logs_prompts: bool
+
+
+class ChainError(RuntimeError):
+    pass
+
+
+class ChainExhausted(ChainError):
+    def __init__(self, last_errors: dict[str, str]) -> None:
+        self.last_errors = dict(last_errors)
+        listed = "; ".join(f"{name}: {err}" for name, err in last_errors.items())
+        super().__init__(f"no model provider could answer ({listed})")
+
+
+class NoPrivateProvider(ChainError):
+    """Sensitive work and no provider that keeps prompts private: refuse, never leak."""
+
+
+class RequestRejected(ChainError):
+    """The request itself is invalid (a 400 that is not about context): no retry helps."""
+
+
+@dataclass
+class FallbackChain:
+    providers: list[ProviderConfig]
+    cfg: ChainConfig
+    soul: str
+    primary: str | None = None
+    clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    transport: httpx.AsyncBaseTransport | None = None
+    metrics: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        self._http = httpx.AsyncClient(transport=self.transport)
+        ordered = sorted(self.providers, key=lambda p: p.provider != self.primary)
+        self._providers = [make_provider(p, self._http, self.cfg) for p in ordered]
+        self._cooldowns = Cooldowns(self.clock)
+        self._last_error: dict[str, str] = {}
+
+    @classmethod
+    def from_config(
+        cls, model: ModelConfig | None, providers: list[ProviderConfig], cfg: ChainConfig, soul: str
+    ) -> FallbackChain:
+        return cls(providers, cfg, soul, primary=model.provider if model else None)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def provider(self, name: str) -> Provider:
+        for p in self._providers:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self._providers]
+
+    # -- asking --------------------------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: Messages,
+        *,
+        sensitive: bool = False,
+        deadline_s: float | None = None,
+        max_tokens: int = 512,
+        min_context: int | None = None,
+        allow: Callable[[str], bool] | None = None,
+    ) -> Completion:
+        t0 = self.clock()
+        deadline = t0 + (self.cfg.default_deadline_s if deadline_s is None else deadline_s)
+        candidates = [p for p in self._providers if allow is None or allow(p.name)]
+        if sensitive:
+            candidates = [p for p in candidates if not p.cfg.logs_prompts]
+            if not candidates:
+                raise NoPrivateProvider(
+                    "this work is private and every configured provider logs prompts; "
+                    "add a local or no-log provider"
+                )
+        if not candidates:
+            raise ChainExhausted({"chain": "no provider is allowed for this work"})
+        need = min_context or 0
+        attempts: list[str] = []
+        failed_rounds = 0
+        while True:
+            usable = [p for p in candidates if p.cfg.context_tokens >= need]
+            if not usable:
+                raise ChainExhausted(self._errors(candidates) | {"context": f"none >= {need}"})
+            tried = context_bumped = False
+            for p in usable:
+                if self._cooldowns.is_cooling(p.name):
+                    self.metrics[f"skipped_cooling:{p.name}"] += 1
+                    continue
+                tried = True
+                result = await self._ask(p, messages, max_tokens, attempts)
+                if not isinstance(result, Action):
+                    return self._answered(p, result, t0, attempts)
+                if result is Action.LARGER_CONTEXT:
+                    need, context_bumped = max(need, p.cfg.context_tokens + 1), True
+                    break
+            if context_bumped:
+                continue
+            if tried:
+                failed_rounds += 1
+                if failed_rounds >= 2:  # every usable provider had its chance, twice
+                    raise ChainExhausted(self._errors(candidates))
+            wait = self._cooldowns.earliest_ready(p.name for p in usable) or 0.0
+            if wait > 0:
+                if self.clock() + wait > deadline:
+                    raise ChainExhausted(self._errors(candidates))
+                await self.sleep(wait)
+
+    def _answered(self, p: Provider, text: str, t0: float, attempts: list[str]) -> Completion:
+        done = Completion(text, p.name, p.cfg.model, self.clock() - t0, tuple(attempts))
+        self.metrics[f"answers:{p.name}"] += 1
+        log.info(
+            "model_answer",
+            extra=fields(
+                provider=p.name,
+                model=p.cfg.model,
+                latency_ms=round(done.latency_s * 1000, 1),
+                attempts=attempts,
+            ),
+        )
+        return done
+
+    async def _ask(
+        self, p: Provider, messages: Messages, max_tokens: int, attempts: list[str]
+    ) -> str | Action:
+        for attempt in (0, 1):
+            attempts.append(p.name)
+            self.metrics[f"requests:{p.name}"] += 1
+            try:
+                return await p.complete(self.soul, messages, max_tokens)
+            except ProviderFailure as exc:
+                d = classify(
+                    exc.failure,
+                    attempt=attempt,
+                    short_cooldown_s=self.cfg.short_cooldown_s,
+                    bad_key_cooldown_s=self.cfg.bad_key_cooldown_s,
+                    now_epoch=self.wall(),
+                )
+            self._last_error[p.name] = d.reason
+            self.metrics[f"failures:{d.kind.value}"] += 1
+            log.warning(
+                "model_failure",
+                extra=fields(
+                    provider=p.name,
+                    kind=d.kind.value,
+                    action=d.action.value,
+                    cooldown_s=round(d.cooldown_s, 1),
+                    reason=d.reason[:200],
+                ),
+            )
+            if d.action is Action.RETRY_SAME:
+                continue
+            self._cooldowns.extend(p.name, d.cooldown_s, d.kind.value, d.reason)
+            if d.action is Action.ABORT:
+                raise RequestRejected(f"{p.name}: {d.reason}")
+            return d.action
+        return Action.FAILOVER
+
+    async def complete_with(
+        self, name: str, messages: Messages, max_tokens: int = 512
+    ) -> Completion:
+        """One provider, no fallback: for grading a model (`fleet safety-test`)."""
+        p = self.provider(name)
+        t0 = self.clock()
+        try:
+            text = await p.complete(self.soul, messages, max_tokens)
+        except ProviderFailure as exc:
+            d = classify(
+                exc.failure,
+                attempt=1,
+                short_cooldown_s=self.cfg.short_cooldown_s,
+                bad_key_cooldown_s=self.cfg.bad_key_cooldown_s,
+                now_epoch=self.wall(),
+            )
+            raise ChainError(f"{name}: {d.reason}") from None
+        return Completion(text, name, p.cfg.model, self.clock() - t0, (name,))
+
+    # -- telling -------------------------------------------------------------------------
+
+    def _errors(self, providers: list[Provider]) -> dict[str, str]:
+        out = {}
+        for p in providers:
+            cooling = self._cooldowns.get(p.name)
+            err = self._last_error.get(p.name, "no answer")
+            if cooling is not None:
+                err += f" (cooling down {self._cooldowns.remaining(p.name):.0f}s)"
+            out[p.name] = err
+        return out
+
+    def health(self) -> list[ProviderHealth]:
+        out = []
+        for p in self._providers:
+            cooling = self._cooldowns.get(p.name)
+            if cooling is None:
+                out.append(ProviderHealth(p.name, p.cfg.model, "ok", None, "", p.cfg.logs_prompts))
+                continue
+            until = datetime.fromtimestamp(self.wall() + self._cooldowns.remaining(p.name), UTC)
+            state = "bad_key" if cooling.kind == Kind.BAD_KEY.value else "cooling"
+            out.append(
+                ProviderHealth(
+                    p.name, p.cfg.model, state, until, cooling.reason, p.cfg.logs_prompts
+                )
+            )
+        return out
+
+    def status_text(self) -> str:
+        lines = ["Model providers:"]
+        for h in self.health():
+            if h.state == "ok":
+                lines.append(f"- {h.name} ({h.model}): ok")
+            else:
+                label = "BAD KEY" if h.state == "bad_key" else "cooling down"
+                until = h.until.strftime("%H:%M:%S UTC") if h.until else "?"
+                lines.append(f"- {h.name} ({h.model}): {label} until {until}: {h.reason[:120]}")
+        return "\n".join(lines)
+
+    @staticmethod
+    def footer(c: Completion) -> str:
+        return f"— answered by {c.provider} ({c.model})"

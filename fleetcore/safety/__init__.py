@@ -1,0 +1,68 @@
+"""Crisis detection: the first thing every message meets.
+
+`screen(text)` is pure, deterministic and CPU-only (no network, no model). It returns a
+`Verdict` whose `reasons` are short codes, never text, so a verdict can be logged and sent to
+operators without repeating what a person wrote.
+
+Levels: `none`; `concern` (a weak signal such as "I can't do this anymore" or hyperbole like
+"kill me now lol": NOT a crisis on its own, so dev chat is not answered with hotlines);
+`crisis` (explicit first-person risk, method-seeking, a goodbye note, or two different weak
+signals together); `imminent` (crisis plus a time cue or something already under way).
+`is_crisis` is True for `crisis` and `imminent` only.
+
+Reason codes: ideation, intent, self_harm, method, note, finality, burden, despair,
+in_progress, slang, hyperbole, third_party, lang_es/fr/de/pt/it/nl, framed_third_person;
+tags saying how it was found: obfuscated, encoded_base64, encoded_rot13, reversed, framed,
+escalated, imminent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fleetcore.safety.detector import analyse
+
+
+class Level(StrEnum):
+    none = "none"
+    concern = "concern"
+    crisis = "crisis"
+    imminent = "imminent"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Level.none: 0, Level.concern: 1, Level.crisis: 2, Level.imminent: 3}
+_BY_RANK = {v: k for k, v in _RANK.items()}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    is_crisis: bool
+    level: Level
+    reasons: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "is_crisis": self.is_crisis,
+            "level": self.level.value,
+            "reasons": list(self.reasons),
+        }
+
+
+SAFE = Verdict(False, Level.none, ())
+
+
+def screen(text: str) -> Verdict:
+    """Screen one message. Never raises on any string; never looks anything up."""
+    if not text:
+        return SAFE
+    rank, reasons = analyse(text)
+    level = _BY_RANK[rank]
+    return Verdict(is_crisis=rank >= 2, level=level, reasons=reasons)
+
+
+__all__ = ["SAFE", "Level", "Verdict", "screen"]

@@ -1,0 +1,258 @@
+"""A burn on real parts, minus the homeserver: nats-server, the Gitea stand-in, a fake model
+server, in-process wolves, and the bot's BurnService writing into a recording room.
+
+Used by the burn tests, `bench/burn.py` and `fleet demo`. The recording room behaves like
+a homeserver where it matters: a repeated transaction id returns the first event instead
+of posting again, so "reported exactly once" is checked the way Synapse would enforce it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.triage import Triager
+from agents.wolf import HourlyBudget, Wolf
+from bot.burn.service import BurnService
+from bot.burn.store import BurnStore
+from fleetcore.bus.config import BusConfig
+from fleetcore.config.burn import BurnConfig
+from fleetcore.forge.client import GiteaClient
+from fleetcore.models.chain import Completion, FallbackChain
+from fleetcore.models.config import ChainConfig, ProviderConfig
+from fleetcore.projects import Project
+from fleettest.gitea_schema import SwaggerValidator
+from fleettest.gitea_standin import GiteaStandin
+from fleettest.models_fake import FakeProvider, ok, triage_reply
+
+ROOM = "!burnroom:test"
+OWNER, REPO = "acme", "web"
+
+
+@dataclass
+class RecordingRoom:
+    """Room messages and edits as a homeserver would keep them (txn ids deduplicate)."""
+
+    messages: list[tuple[str, str]] = field(default_factory=list)  # (event id, text)
+    edits: dict[str, list[str]] = field(default_factory=dict)
+    by_txn: dict[str, str] = field(default_factory=dict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    async def send(self, room: str, text: str, txn: str | None) -> str | None:
+        if txn is not None and txn in self.by_txn:
+            return self.by_txn[txn]
+        event = f"$ev{next(self._ids)}"
+        self.messages.append((event, text))
+        if txn is not None:
+            self.by_txn[txn] = event
+        self.changed.set()
+        return event
+
+    async def edit(self, room: str, event: str, text: str) -> str | None:
+        self.edits.setdefault(event, []).append(text)
+        self.changed.set()
+        return f"$edit{next(self._ids)}"
+
+    def current(self, event: str) -> str:
+        edits = self.edits.get(event)
+        if edits:
+            return edits[-1]
+        return next(text for eid, text in self.messages if eid == event)
+
+
+class BurnRig:
+    def __init__(
+        self,
+        nats_url: str,
+        state_dir: Path,
+        *,
+        issues: int = 30,
+        tier: str = "wolves",
+        bus: BusConfig | None = None,
+        burn: BurnConfig | None = None,
+        validate: bool = True,
+    ) -> None:
+        self.state_dir = state_dir
+        self.issues = issues
+        self.tier = tier
+        self.bus = bus or BusConfig(
+            servers=[nats_url],
+            ack_wait_s=3,
+            heartbeat_s=0.3,
+            heartbeat_ttl_s=1.5,
+            reconnect_wait_s=0.2,
+        )
+        self.burn_cfg = burn or BurnConfig(edit_interval_s=0.3, digest_interval_s=5)
+        self.validate = validate
+        self.gitea = GiteaStandin(validator=None if validate else RoutingOnly())
+        self.model = FakeProvider("openai", ok(triage_reply))
+        self.room = RecordingRoom()
+        self.alerts: list[str] = []
+        self.wolves: dict[str, tuple[Wolf, asyncio.Task[None], GiteaClient]] = {}
+        self.service: BurnService | None = None
+        self._bot_up = asyncio.Event()  # set while a BurnService runs
+        self.token = ""
+        self.chain: FallbackChain | None = None
+        self.project = Project("web", f"{OWNER}/{REPO}", ROOM)
+
+    async def __aenter__(self) -> BurnRig:
+        await self.gitea.start()
+        self.token = self.gitea.add_user("fleet", admin=True)
+        self.gitea.add_repo(OWNER, REPO)
+        self.gitea.add_collaborator(OWNER, REPO, "fleet", "admin")
+        for n in range(1, self.issues + 1):
+            self.gitea.add_issue(
+                OWNER,
+                REPO,
+                f"Crash number {n} when saving a draft",
+                f"Saving draft {n} throws a TypeError in the editor.",
+            )
+        await self.model.__aenter__()
+        provider = ProviderConfig(provider="fake", model="fake-1", base_url=self.model.base_url)
+        self.chain = FallbackChain([provider], ChainConfig(), "You are Hermes.", primary="fake")
+        await self.start_bot()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for name in list(self.wolves):
+            await self.stop_wolf(name)
+        await self.stop_bot()
+        if self.chain is not None:
+            await self.chain.aclose()
+        await self.model.__aexit__()
+        await self.gitea.stop()
+
+    def client(self) -> GiteaClient:
+        return GiteaClient(self.gitea.url, self.token, retries=3, backoff_s=0.05)
+
+    # -- the bot -------------------------------------------------------------------------
+
+    async def start_bot(self) -> BurnService:
+        async def alert(text: str, room: str) -> object:
+            self.alerts.append(text)
+            return None
+
+        store = BurnStore(self.state_dir / "burns.db")
+        self.service = BurnService(
+            self.bus,
+            self.burn_cfg,
+            store,
+            self.client(),
+            self.gitea.url,
+            self.room.send,
+            self.room.edit,
+            alert,
+        )
+        await self.service.start()
+        self._bot_up.set()
+        return self.service
+
+    async def stop_bot(self) -> None:
+        self._bot_up.clear()
+        if self.service is not None:
+            await self.service.close()
+            await self.service.gitea.aclose()
+            self.service.store.close()
+            self.service = None
+
+    # -- wolves --------------------------------------------------------------------------
+
+    async def start_wolf(self, name: str, concurrency: int = 2) -> Wolf:
+        chain = self.chain
+        assert chain is not None
+
+        async def complete(messages: list[dict[str, str]], sensitive: bool) -> Completion:
+            return await chain.complete(messages, sensitive=sensitive, deadline_s=30)
+
+        async def unknown(_name: str) -> bool:
+            return True
+
+        gitea = self.client()
+        triager = Triager(
+            name,
+            gitea,
+            complete,
+            unknown,
+            HourlyBudget(100_000),
+            stale_after_s=self.bus.heartbeat_ttl_s,
+        )
+        wolf = Wolf(name, self.tier, self.bus, triager, "fake-1", concurrency)
+        task = asyncio.create_task(wolf.run(), name=f"wolf-{name}")
+        self.wolves[name] = (wolf, task, gitea)
+        return wolf
+
+    async def stop_wolf(self, name: str) -> None:
+        wolf, task, gitea = self.wolves.pop(name)
+        wolf.stop()
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await asyncio.wait_for(task, 15)
+        await gitea.aclose()
+
+    # -- burns ---------------------------------------------------------------------------
+
+    async def burn(self, limit: int | None = None) -> str:
+        assert self.service is not None
+        return await self.service.begin(
+            self.project, ROOM, limit=limit or self.issues, label=None, tier=self.tier
+        )
+
+    async def wait_finished(self, burn_id: str, timeout: float = 60.0) -> float:
+        """Until the store says the burn finished; returns the seconds it took."""
+        t0 = time.monotonic()
+
+        async def loop() -> None:
+            while True:
+                service = self.service
+                if service is not None:
+                    row = service.store.burn(burn_id)
+                    if row is not None and row.finished is not None:
+                        return
+                    service.changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(service.changed.wait(), 1.0)
+                else:
+                    await self._bot_up.wait()  # the bot is restarting
+
+        await asyncio.wait_for(loop(), timeout)
+        return time.monotonic() - t0
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Poll a condition over the stand-in's state, driven by room changes or 50 ms."""
+
+        async def loop() -> None:
+            while not predicate():
+                self.room.changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.room.changed.wait(), 0.05)
+
+        await asyncio.wait_for(loop(), timeout)
+
+    def triage_comments(self, number: int) -> list[str]:
+        return [
+            c["body"]
+            for c in self.gitea.comments(OWNER, REPO, number)
+            if "fleet-task:" in c["body"]
+        ]
+
+
+class RoutingOnly(SwaggerValidator):
+    """For benchmarks: the swagger still routes requests, the schema checks are skipped.
+
+    What is measured is then the fleet, not the stand-in's validation (tests keep it on).
+    """
+
+    def validate_request(self, *a: Any, **k: Any) -> list[str]:
+        return []
+
+    def validate_response(self, *a: Any, **k: Any) -> list[str]:
+        return []
+
+    def validate_definition(self, *a: Any, **k: Any) -> list[str]:
+        return []
