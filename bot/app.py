@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 
@@ -28,14 +29,20 @@ from bot.pipeline import Pipeline
 from bot.pipeline.guard import CrisisGuard
 from bot.pipeline.message import Reply
 from bot.pipeline.report import Reporter
+from bot.pipeline.rooms import RoomWorkers
 from bot.services import BotServices, Soul
 from fleetcore.config import FleetConfig, TrustPolicy
 from fleetcore.log import fields
+from fleetcore.metrics import Metrics
 from fleetcore.models.chain import Completion, FallbackChain
 from fleetcore.safety.modelgate import readiness_path
 from fleetcore.safety.modeltest import ReadinessStore
 
 log = logging.getLogger(__name__)
+
+# Rooms doing work at once (model calls, Gitea calls); more wait their turn, in order.
+MAX_CONCURRENT_ROOMS = 8
+DRAIN_TIMEOUT_S = 10.0
 
 
 class BotApp:
@@ -53,6 +60,9 @@ class BotApp:
         builtin.register(self.registry)
         review.register(self.registry, self.holds)
         self.reporter = Reporter(self.matrix.send, cfg.operators_room)
+        self.metrics = Metrics()
+        self.rooms = RoomWorkers(max_concurrent=MAX_CONCURRENT_ROOMS)
+        self._screening = ThreadPoolExecutor(max_workers=2, thread_name_prefix="screen")
         self.pipeline: Pipeline | None = None
         self.identity: OperatorTrust | None = None
         self.chain: FallbackChain | None = None
@@ -67,16 +77,26 @@ class BotApp:
     async def start(self) -> None:
         await self.matrix.start()
         self.services.health["homeserver"] = self._homeserver_health
-        guard = CrisisGuard(self.cfg.safety, self.holds, self.matrix.homeserver_name())
-        self.pipeline = Pipeline(
-            guard, frozenset(self.cfg.operators), self.registry, self.services, self.reporter
-        )
         self.matrix.on_new_device = self._announce_new_device
         await self._cross_signing()
-        self._models()
+        conversation = self._models()
         if self.forge is not None:
             await self.forge.start()
         await self._burns()
+        guard = CrisisGuard(
+            self.cfg.safety, self.holds, self.matrix.homeserver_name(), self._screening
+        )
+        self.pipeline = Pipeline(
+            guard,
+            frozenset(self.cfg.operators),
+            self.registry,
+            self.services,
+            self.reporter,
+            self.rooms,
+            conversation,
+            self.state.finish,
+            self.metrics,
+        )
         log.info(
             "bot_started",
             extra=fields(
@@ -88,10 +108,13 @@ class BotApp:
 
     async def run(self) -> None:
         assert self.pipeline is not None, "start() first"
-        await self.matrix.run(self.pipeline.handle, self.pipeline.handle_undecryptable)
+        await self.matrix.run(self.pipeline.submit, self.pipeline.submit_undecryptable)
 
     async def close(self) -> None:
         self.matrix.stop()
+        # Queued work gets a moment to finish; what does not is taken up again on start.
+        await self.rooms.drain(timeout=DRAIN_TIMEOUT_S)
+        self._screening.shutdown(wait=False, cancel_futures=True)
         if self.burns is not None:
             await self.burns.close()
             self.burns.store.close()
@@ -103,11 +126,11 @@ class BotApp:
         self.holds.close()
         self.state.close()
 
-    def _models(self) -> None:
+    def _models(self) -> Conversation | None:
         """With providers configured: `!status` shows them, and operators can chat."""
         cfg = self.cfg
         if not cfg.fallback_providers:
-            return
+            return None
         self.chain = FallbackChain.from_config(
             cfg.model, cfg.fallback_providers, cfg.chain, self.soul.text
         )
@@ -129,9 +152,8 @@ class BotApp:
             return await chain.complete(messages, sensitive=sensitive, allow=readiness.is_ready)
 
         self.services.status_sections.append(section)
-        assert self.pipeline is not None
         forge = self.forge
-        self.pipeline.conversation = Conversation(
+        return Conversation(
             complete,
             cfg.safety,
             forge.is_sensitive_room if forge is not None else (lambda room: False),

@@ -1,9 +1,10 @@
 """The async shell: everything that talks to the homeserver lives here.
 
 nio does the protocol (sync parsing, Olm/Megolm); this module decides *when*: one sync at a
-time, then crypto housekeeping, then every event of that batch through the pipeline, and
-only then the sync token is saved. That ordering is what makes restarts lose nothing and
-repeat nothing.
+time, then crypto housekeeping, then every event of that batch is decrypted, written to the
+inbox and handed to the pipeline, which queues it and returns at once; only then the sync
+token is saved. The loop never waits on a handler, so one slow room cannot stall the others,
+and the inbox is what makes restarts lose nothing and repeat nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    Event,
     InviteMemberEvent,
     JoinError,
     LocalProtocolError,
@@ -45,8 +47,9 @@ from fleetcore.log import fields
 
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[Incoming], Awaitable[None]]
-UndecryptableHandler = Callable[[Undecryptable], Awaitable[None]]
+# Both take a message and return at once: the pipeline queues, the sync loop never waits.
+MessageSink = Callable[[Incoming], None]
+UndecryptableSink = Callable[[Undecryptable], None]
 # Called with (user_id, device_id, fingerprint) when an operator shows a new trusted device.
 NewDeviceHandler = Callable[[str, str, str], Awaitable[None]]
 
@@ -69,6 +72,7 @@ class MatrixError(RuntimeError):
 class _Pending:
     room: MatrixRoom
     event: RoomMessageText | MegolmEvent
+    # Seen before (a key arrived late, or left in the inbox by an earlier run).
     retry: bool = False
 
 
@@ -93,7 +97,10 @@ class MatrixShell:
         # Called with a changed-identity notice for the operators' room.
         self.on_identity_notice: Callable[[str], Awaitable[None]] | None = None
         self._identity_stale = True
-        self._send_lock = asyncio.Lock()
+        # Key sharing and trust decisions are one at a time (they touch every room's
+        # devices); the send itself is ordered per room, so rooms never wait on each other.
+        self._crypto_lock = asyncio.Lock()
+        self._room_locks: dict[str, asyncio.Lock] = {}
         self._announcements: list[tuple[str, str, str]] = []
 
     # -- login ---------------------------------------------------------------------------
@@ -170,7 +177,7 @@ class MatrixShell:
 
     # -- sync loop -----------------------------------------------------------------------
 
-    async def run(self, on_message: MessageHandler, on_undecryptable: UndecryptableHandler) -> None:
+    async def run(self, on_message: MessageSink, on_undecryptable: UndecryptableSink) -> None:
         """Sync forever; a failed sync backs off and retries (homeservers restart too)."""
         client = self.nio
         since = self.state.sync_token
@@ -197,6 +204,8 @@ class MatrixShell:
                 # A new device's first sync: the timeline is history from before this
                 # device existed (undecryptable for it, and not addressed to it).
                 batch = []
+            if first:
+                batch = self._left_in_inbox() + batch
             batch = self._keys_arrived() + batch
             for item in batch:
                 await self._dispatch(item, on_message, on_undecryptable)
@@ -235,6 +244,19 @@ class MatrixShell:
         except Exception:
             log.exception("identity_refresh_failed")
 
+    def _left_in_inbox(self) -> list[_Pending]:
+        """Messages an earlier run queued but did not finish: handled now, in their order."""
+        left = []
+        for room_id, source in self.state.inbox():
+            room = self.nio.rooms.get(room_id)
+            event = Event.parse_event(source)
+            if room is None or not isinstance(event, RoomMessageText | MegolmEvent):
+                continue
+            left.append(_Pending(room, event, retry=True))
+        if left:
+            log.info("inbox_resumed", extra=fields(count=len(left)))
+        return left
+
     def _keys_arrived(self) -> list[_Pending]:
         """Events whose room key arrived since we last tried, now decrypted."""
         ready = []
@@ -250,7 +272,7 @@ class MatrixShell:
         return ready
 
     async def _dispatch(
-        self, item: _Pending, on_message: MessageHandler, on_undecryptable: UndecryptableHandler
+        self, item: _Pending, on_message: MessageSink, on_undecryptable: UndecryptableSink
     ) -> None:
         event = item.event
         if not item.retry and self.state.was_handled(event.event_id):
@@ -258,6 +280,7 @@ class MatrixShell:
         joined = self.state.joined_at(item.room.room_id)
         if joined is not None and event.server_timestamp < joined:
             return  # history from before we were invited: not addressed to us
+        source = event.source
         if isinstance(event, MegolmEvent):
             # A key may have arrived in this very sync (to-device events come first).
             try:
@@ -269,22 +292,22 @@ class MatrixShell:
         msg = from_event(item.room, event, self.nio.user_id, self.resolve_device)
         if msg is None:
             return
-        self.state.mark_handled(event.event_id)
-        try:
-            if isinstance(msg, Undecryptable):
-                assert isinstance(event, MegolmEvent)
-                self._awaiting_keys[event.event_id] = item
-                while len(self._awaiting_keys) > 200:
-                    self._awaiting_keys.pop(next(iter(self._awaiting_keys)))
-                await on_undecryptable(msg)
-                try:
-                    await self.nio.request_room_key(event)
-                except LocalProtocolError:
-                    pass  # already requested for this session: one request is enough
-            else:
-                await on_message(msg)
-        except Exception:
-            log.exception("handler_failed", extra=fields(event_id=event.event_id))
+        if isinstance(msg, Undecryptable):
+            assert isinstance(event, MegolmEvent)
+            self.state.mark_handled(event.event_id)
+            self._awaiting_keys[event.event_id] = item
+            while len(self._awaiting_keys) > 200:
+                self._awaiting_keys.pop(next(iter(self._awaiting_keys)))
+            on_undecryptable(msg)
+            try:
+                await self.nio.request_room_key(event)
+            except LocalProtocolError:
+                pass  # already requested for this session: one request is enough
+            return
+        # The inbox keeps the event as it came (ciphertext in an encrypted room), never
+        # the decrypted body; a restart decrypts it again from nio's key store.
+        if self.state.queue(event.event_id, item.room.room_id, source) or item.retry:
+            on_message(msg)
 
     async def _on_message(self, room: MatrixRoom, event: RoomMessageText | MegolmEvent) -> None:
         self._pending.append(_Pending(room, event))
@@ -419,20 +442,14 @@ class MatrixShell:
         yet makes nio refuse; we decide it and try again rather than leak or drop.
         """
         client = self.nio
-        async with self._send_lock:
-            room = client.rooms.get(room_id)
-            if room is not None and room.encrypted and not room.members_synced:
-                await client.joined_members(room_id)
-            if client.should_query_keys:
-                await client.keys_query()
-                self._identity_stale = True
-            await self._refresh_identities()
-            await self.apply_trust()
+        async with self._room_locks.setdefault(room_id, asyncio.Lock()):
             for _ in range(3):
                 try:
+                    await self._prepare_room(room_id)
                     resp = await client.room_send(room_id, "m.room.message", content, tx_id=txn_id)
                 except OlmUnverifiedDeviceError:
-                    await self.apply_trust()
+                    async with self._crypto_lock:
+                        await self.apply_trust()
                     continue
                 if isinstance(resp, RoomSendResponse):
                     return str(resp.event_id)
@@ -441,6 +458,23 @@ class MatrixShell:
                 return None
         log.error("send_gave_up", extra=fields(room=room_id))
         return None
+
+    async def _prepare_room(self, room_id: str) -> None:
+        """Decide every device and share the room key before the send, one room at a time."""
+        client = self.nio
+        async with self._crypto_lock:
+            room = client.rooms.get(room_id)
+            if room is not None and room.encrypted and not room.members_synced:
+                await client.joined_members(room_id)
+            if client.should_query_keys:
+                await client.keys_query()
+                self._identity_stale = True
+            await self._refresh_identities()
+            await self.apply_trust()
+            olm = client.olm
+            if room is not None and room.encrypted and olm is not None:
+                if olm.should_share_group_session(room_id):
+                    await client.share_group_session(room_id)
 
     async def create_room(
         self, name: str, topic: str, invite: list[str], encrypted: bool = True

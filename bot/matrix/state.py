@@ -1,9 +1,10 @@
 """What the bot must remember across restarts, besides nio's own crypto store.
 
-The session (device id + access token) is what makes a restart reuse the same device. The
-sync token is saved only after every event of a sync batch went through the pipeline, and
-each handled event id is recorded before its command runs: together they mean a crash never
-loses an event and a restart never runs a command twice.
+The session (device id + access token) is what makes a restart reuse the same device. Each
+message the sync loop queues is written to the inbox (its event as the homeserver sent it:
+ciphertext in an encrypted room) before the sync token moves past it, and leaves the inbox
+when the pipeline is through with it, recorded as handled in the same transaction. So a
+crash never loses a queued message and a restart never handles one twice.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def save_session(path: Path, session: Session) -> None:
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS handled (event_id TEXT PRIMARY KEY, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS inbox (
+    event_id TEXT PRIMARY KEY, room_id TEXT NOT NULL, source TEXT NOT NULL, at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS joined (room_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS known_devices (
     user_id TEXT NOT NULL, device_id TEXT NOT NULL, ed25519 TEXT NOT NULL,
@@ -89,6 +93,32 @@ class BotState:
     def was_handled(self, event_id: str) -> bool:
         row = self._db.execute("SELECT 1 FROM handled WHERE event_id=?", (event_id,)).fetchone()
         return row is not None
+
+    def queue(self, event_id: str, room_id: str, source: dict[str, object]) -> bool:
+        """Put an event in the inbox; False if it is there already or was handled."""
+        if self.was_handled(event_id):
+            return False
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO inbox(event_id, room_id, source, at) VALUES (?, ?, ?, ?)",
+            (event_id, room_id, json.dumps(source), time.time()),
+        )
+        return cur.rowcount == 1
+
+    def finish(self, event_id: str) -> None:
+        """The pipeline is through with an event: out of the inbox, handled for good."""
+        self._db.execute("BEGIN")
+        try:
+            self._db.execute("DELETE FROM inbox WHERE event_id=?", (event_id,))
+            self.mark_handled(event_id)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def inbox(self) -> list[tuple[str, dict[str, object]]]:
+        """Queued events left by an earlier run, oldest first: (room_id, event source)."""
+        rows = self._db.execute("SELECT room_id, source FROM inbox ORDER BY at").fetchall()
+        return [(str(room), json.loads(source)) for room, source in rows]
 
     def prune_handled(self, older_than_s: float = 30 * 86400) -> None:
         self._db.execute("DELETE FROM handled WHERE at < ?", (time.time() - older_than_s,))

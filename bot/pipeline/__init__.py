@@ -4,27 +4,32 @@ decrypt -> crisis guard -> access control -> parse -> execute -> report
 
 Each stage is a module of its own in this package. Only the guard may read a body before
 the guard has passed it; no stage logs a body.
+
+The sync loop hands each message to `submit`, which never waits. The guard starts at once,
+in a task of its own, so a crisis reply goes out whatever else is running; everything after
+the guard runs on the room's ordered worker (`rooms.RoomWorkers`), so one slow model answer
+holds only its own room.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from bot.commands import CommandContext, CommandRegistry
+from bot.converse import Conversation
 from bot.pipeline.access import authorize, refusal
 from bot.pipeline.execute import execute
-from bot.pipeline.guard import CrisisGuard
+from bot.pipeline.guard import CrisisGuard, GuardResult
 from bot.pipeline.message import Incoming, Reply, Undecryptable
 from bot.pipeline.parse import BadCommand, NotACommand, looks_like_command, parse
 from bot.pipeline.report import Reporter
+from bot.pipeline.rooms import RoomWorkers
 from bot.services import BotServices
 from fleetcore.log import fields
-
-if TYPE_CHECKING:
-    from bot.converse import Conversation
+from fleetcore.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -42,28 +47,63 @@ class Pipeline:
         registry: CommandRegistry,
         services: BotServices,
         reporter: Reporter,
+        rooms: RoomWorkers,
+        conversation: Conversation | None,
+        on_done: Callable[[str], None],
+        metrics: Metrics,
     ) -> None:
         self.guard = guard
         self.operators = operators
         self.registry = registry
         self.services = services
         self.reporter = reporter
-        # Set when a model chain is configured: non-command chat gets a guarded answer.
-        self.conversation: Conversation | None = None
-        # Bot's own processing time per message (received -> send call), for the benchmark.
-        self.processing_s: deque[float] = deque(maxlen=10_000)
+        self.rooms = rooms
+        # With a model chain configured, non-command chat gets a guarded answer.
+        self.conversation = conversation
+        # Called with an event id once the pipeline is through with it (handled for good).
+        self._done = on_done
+        self._metrics = metrics
+
+    def submit(self, msg: Incoming) -> None:
+        """Take one message from the sync loop; returns at once."""
+        t0 = time.perf_counter()
+        guarded = asyncio.create_task(self._guard(msg, t0))
+        self.rooms.submit(msg.room_id, msg.event_id, lambda: self._route(msg, guarded, t0))
+
+    def submit_undecryptable(self, event: Undecryptable) -> None:
+        self.rooms.submit(event.room_id, event.event_id, lambda: self.handle_undecryptable(event))
 
     async def handle(self, msg: Incoming) -> None:
+        """The whole path for one message, awaited: what `submit` does, for direct callers."""
         t0 = time.perf_counter()
-        guarded = self.guard.check(msg)
+        await self._route(msg, asyncio.create_task(self._guard(msg, t0)), t0)
+
+    async def _guard(self, msg: Incoming, t0: float) -> GuardResult:
+        """Stage 2, never queued behind other work: a crisis is answered from here."""
+        guarded = await self.guard.check(msg)
         if not guarded.passed:
             for reply in guarded.replies:
                 self._mark(t0)
                 await self.reporter.reply(reply)
             if guarded.alert is not None:
-                await self.reporter.alert_operators(guarded.alert, msg.room_id)
-            return
+                await self.reporter.alert_operators(guarded.alert, msg.room_id, msg.event_id)
+        return guarded
 
+    async def _route(
+        self, msg: Incoming, guarded_task: asyncio.Task[GuardResult], t0: float
+    ) -> None:
+        try:
+            guarded = await guarded_task
+            if guarded.passed:
+                await self._after_guard(msg, guarded, t0)
+        except asyncio.CancelledError:
+            raise  # drained at shutdown: not done, the next start takes it up again
+        except Exception:
+            self._done(msg.event_id)
+            raise
+        self._done(msg.event_id)
+
+    async def _after_guard(self, msg: Incoming, guarded: GuardResult, t0: float) -> None:
         decision = authorize(msg, self.operators)
         if not decision.allowed:
             log.info(
@@ -112,4 +152,4 @@ class Pipeline:
         await self.reporter.reply(Reply(event.room_id, UNDECRYPTABLE_NOTICE, event.event_id))
 
     def _mark(self, t0: float) -> None:
-        self.processing_s.append(time.perf_counter() - t0)
+        self._metrics.record("bot.processing_s", time.perf_counter() - t0)

@@ -4,11 +4,16 @@ A message that screens as crisis stops here: it gets the protocol reply, the sen
 the operators are alerted (room, sender, level, link; never the text), and nothing after
 this stage ever sees it. A held sender's later messages stop here too, whatever they say,
 until an operator runs `!review clear`.
+
+Screening runs on a small thread pool: the detector's learned stage is a few milliseconds of
+numpy per message, and other rooms' work must keep moving meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bot.holds import HoldStore
@@ -29,13 +34,21 @@ class GuardResult:
 
 
 class CrisisGuard:
-    def __init__(self, cfg: SafetyConfig, holds: HoldStore, homeserver_name: str) -> None:
+    def __init__(
+        self,
+        cfg: SafetyConfig,
+        holds: HoldStore,
+        homeserver_name: str,
+        executor: ThreadPoolExecutor,
+    ) -> None:
         self._cfg = cfg
         self._holds = holds
         self._hs = homeserver_name
+        self._executor = executor
 
-    def check(self, msg: Incoming) -> GuardResult:
-        verdict = screen(msg.body)
+    async def check(self, msg: Incoming) -> GuardResult:
+        loop = asyncio.get_running_loop()
+        verdict = await loop.run_in_executor(self._executor, screen, msg.body)
         if verdict.is_crisis:
             self._holds.hold(
                 msg.sender, msg.room_id, msg.event_id, verdict.level.value, list(verdict.reasons)

@@ -91,9 +91,23 @@ class FakeProvider:
         self._runner: web.AppRunner | None = None
         self.port = 0
         self._release = asyncio.Event()
+        self._arrival = asyncio.Condition()
 
     def behave(self, behaviour: Behaviour) -> None:
         self.behaviour = behaviour
+
+    async def wait_requests(self, count: int = 1, timeout: float = 30.0) -> None:
+        """Wait until `count` requests have arrived (a held one counts on arrival)."""
+
+        async def arrived() -> None:
+            async with self._arrival:
+                await self._arrival.wait_for(lambda: len(self.requests) >= count)
+
+        await asyncio.wait_for(arrived(), timeout)
+
+    def release(self) -> None:
+        """Let every request held by `hang()` go on (they then answer as `ok`)."""
+        self._release.set()
 
     @property
     def base_url(self) -> str:
@@ -143,6 +157,8 @@ class FakeProvider:
         body = await request.json()
         self.requests.append(body)
         self.headers.append({k.lower(): v for k, v in request.headers.items()})
+        async with self._arrival:
+            self._arrival.notify_all()
         b = self.behaviour
         if b.mode == "ok":
             text = b.text(body) if callable(b.text) else b.text
