@@ -4,44 +4,38 @@ A wolf or the bot that gives up on the bus is a silent outage, so the client nev
 reconnecting; what cannot heal by retrying (a rejected NKey, an unreadable seed file) fails
 at once with a clear error instead.
 
-NKeys are decoded here (base32 + CRC-16/XMODEM, per the NKeys spec) and signed with pynacl,
-which the project already depends on, rather than pulling in the `nkeys` package.
+NKey auth is nats-py's own: it reads the seed file and signs the server's nonce with the
+`nkeys` package. We read the file first only to fail early and clearly: a missing file, a
+mistyped seed (the `nkeys` package does not check a seed's CRC, so a typo would otherwise
+surface as a rejected key) and the public key to name in errors.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
 import inspect
 import logging
 import os
-import random
 import re
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nacl.signing
 import nats.errors
+import nkeys
 from nats.aio.client import Client
 
 from fleetcore.bus.config import BusConfig
 from fleetcore.log import fields
+from fleetcore.retry import Backoff
 
 log = logging.getLogger(__name__)
 
-# Prefix bytes of the NKeys encoding (first base32 character: S, U, A, N, C, O).
-PREFIX_SEED = 18 << 3
-PREFIX_USER = 20 << 3
-PREFIX_ACCOUNT = 0
-PREFIX_SERVER = 13 << 3
-PREFIX_CLUSTER = 2 << 3
-PREFIX_OPERATOR = 14 << 3
-_PUBLIC_PREFIXES = frozenset(
-    {PREFIX_USER, PREFIX_ACCOUNT, PREFIX_SERVER, PREFIX_CLUSTER, PREFIX_OPERATOR}
-)
 _SEED_RE = re.compile(r"^S[A-Z2-7]{57}$")
 
 
@@ -57,99 +51,41 @@ class BusTLSError(ConnectionError):
     """The server's certificate did not verify against the configured CA."""
 
 
-def crc16_xmodem(data: bytes) -> int:
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-            crc &= 0xFFFF
-    return crc
-
-
-def _b32encode(raw: bytes) -> str:
-    return base64.b32encode(raw).decode().rstrip("=")
-
-
-def _b32decode(text: str) -> bytes:
-    try:
-        return base64.b32decode(text + "=" * (-len(text) % 8))
-    except ValueError as exc:
-        raise NKeyError("not base32") from exc
-
-
-def _with_crc(raw: bytes) -> bytes:
-    return raw + crc16_xmodem(raw).to_bytes(2, "little")
-
-
-def _strip_crc(raw: bytes) -> bytes:
-    if len(raw) < 3:
-        raise NKeyError("too short")
-    body, crc = raw[:-2], int.from_bytes(raw[-2:], "little")
-    if crc16_xmodem(body) != crc:
-        raise NKeyError("checksum mismatch (a mistyped or truncated key)")
-    return body
-
-
-def encode_public(prefix: int, key: bytes) -> str:
-    if prefix not in _PUBLIC_PREFIXES or len(key) != 32:
-        raise NKeyError("a public NKey is a known prefix and 32 key bytes")
-    return _b32encode(_with_crc(bytes([prefix]) + key))
-
-
-def decode_public(text: str) -> tuple[int, bytes]:
-    body = _strip_crc(_b32decode(text))
-    if len(body) != 33 or body[0] not in _PUBLIC_PREFIXES:
-        raise NKeyError("not a public NKey")
-    return body[0], body[1:]
-
-
-def encode_seed(public_prefix: int, seed: bytes) -> str:
-    if public_prefix not in _PUBLIC_PREFIXES or len(seed) != 32:
-        raise NKeyError("a seed is a known public prefix and 32 seed bytes")
-    head = bytes([PREFIX_SEED | (public_prefix >> 5), (public_prefix & 31) << 3])
-    return _b32encode(_with_crc(head + seed))
-
-
-def decode_seed(text: str) -> tuple[int, bytes]:
-    """Return (public key prefix, 32-byte Ed25519 seed)."""
-    if not _SEED_RE.match(text):
+def nkey_public_key(seed: str) -> str:
+    """The public key (`U...` for a user) of an NKey seed, checking the seed on the way."""
+    if not _SEED_RE.match(seed):
         raise NKeyError("not an NKey seed (58 base32 characters starting with S)")
-    body = _strip_crc(_b32decode(text))
-    if len(body) != 34 or body[0] & 0xF8 != PREFIX_SEED:
-        raise NKeyError("not an NKey seed")
-    public_prefix = ((body[0] & 7) << 5) | (body[1] >> 3)
-    if public_prefix not in _PUBLIC_PREFIXES:
-        raise NKeyError("seed of an unknown key type")
-    return public_prefix, body[2:]
+    try:
+        raw = base64.b32decode(seed + "=" * (-len(seed) % 8))
+    except binascii.Error:
+        raise NKeyError("not base32") from None
+    if nkeys.crc16_checksum(raw[:-2]) != raw[-2:]:
+        raise NKeyError("checksum mismatch (a mistyped or truncated key)")
+    try:
+        pair = nkeys.from_seed(bytearray(seed.encode()))
+    except nkeys.NkeysError as exc:
+        raise NKeyError(f"not an NKey seed ({exc})") from None
+    try:
+        return str(pair.public_key.decode())
+    finally:
+        pair.wipe()
 
 
-class NKeyPair:
-    """A signing key that refuses to show its seed in reprs, logs or tracebacks."""
+@dataclass(frozen=True)
+class NKeySeedFile:
+    """A checked seed file: nats-py reads it again to sign; only the public key is kept."""
 
-    def __init__(self, seed: str) -> None:
-        prefix, raw = decode_seed(seed)
-        self._signing = nacl.signing.SigningKey(raw)
-        self.public_key = encode_public(prefix, bytes(self._signing.verify_key))
-
-    def sign(self, data: bytes) -> bytes:
-        return bytes(self._signing.sign(data).signature)
-
-    def sign_nonce(self, nonce: str) -> bytes:
-        """nats-py's signature callback: base64 of the Ed25519 signature of the nonce."""
-        return base64.b64encode(self.sign(nonce.encode()))
-
-    def __repr__(self) -> str:
-        return f"NKeyPair(public_key={self.public_key!r})"
+    path: Path
+    public_key: str
 
 
-def load_nkey_seed(path: Path) -> NKeyPair:
+def load_nkey_seed(path: Path) -> NKeySeedFile:
     try:
         text = path.read_text(encoding="ascii").strip()
     except (OSError, UnicodeDecodeError) as exc:
         raise NKeyError(f"cannot read the nkey seed file {path}: {type(exc).__name__}") from None
     try:
-        pair = NKeyPair(text)
+        public_key = nkey_public_key(text)
     except NKeyError as exc:
         # `from None`: the original may hold the decoded text in its context.
         raise NKeyError(f"{path} does not hold a valid NKey seed: {exc}") from None
@@ -159,7 +95,7 @@ def load_nkey_seed(path: Path) -> NKeyPair:
             "nkey_seed_file_readable_by_others",
             extra=fields(path=str(path), mode=oct(mode & 0o777)),
         )
-    return pair
+    return NKeySeedFile(path, public_key)
 
 
 def tls_context(cfg: BusConfig) -> ssl.SSLContext:
@@ -169,10 +105,9 @@ def tls_context(cfg: BusConfig) -> ssl.SSLContext:
     return ctx
 
 
-def backoff_s(attempt: int, cfg: BusConfig) -> float:
+def reconnect_backoff(cfg: BusConfig) -> Backoff:
     """Doubling delay with jitter so a restarted server is not hit by every wolf at once."""
-    base = min(cfg.reconnect_max_wait_s, cfg.reconnect_wait_s * 2 ** min(attempt, 16))
-    return float(base * random.uniform(0.5, 1.0))
+    return Backoff(cfg.reconnect_wait_s, cfg.reconnect_max_wait_s, jitter=0.5)
 
 
 def _supports_reconnect_handler() -> bool:
@@ -204,21 +139,17 @@ async def connect(
     opts: dict[str, Any] = {"reconnect_time_wait": cfg.reconnect_wait_s}
     credentials = "connection (no nkey_seed_file is configured)"
     if cfg.nkey_seed_file is not None:
-        pair = load_nkey_seed(cfg.nkey_seed_file)
-        # nats-py only sends a public nkey that its own `nkeys`-based loader set; this is the
-        # attribute it reads when building CONNECT. The NKey auth test guards the coupling.
-        if not hasattr(nc, "_public_nkey"):
-            raise RuntimeError("this nats-py no longer has Client._public_nkey; update connect.py")
-        nc._public_nkey = pair.public_key
-        opts["signature_cb"] = pair.sign_nonce
-        credentials = f"nkey {pair.public_key} (from {cfg.nkey_seed_file})"
+        seed = load_nkey_seed(cfg.nkey_seed_file)
+        opts["nkeys_seed"] = os.fspath(seed.path)
+        credentials = f"nkey {seed.public_key} (from {seed.path})"
     if cfg.uses_tls:
         opts["tls"] = tls_context(cfg)
     if _supports_reconnect_handler():
+        backoff = reconnect_backoff(cfg)
 
         def pick(servers: list[Any], _info: dict[str, Any]) -> tuple[Any, float]:
             chosen = min(servers, key=lambda s: s.reconnects)
-            return chosen, backoff_s(chosen.reconnects, cfg)
+            return chosen, backoff.delay(chosen.reconnects)
 
         opts["reconnect_to_server_handler"] = pick
 

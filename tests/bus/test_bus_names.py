@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from fleetcore.bus import subjects
 from fleetcore.bus.config import BusConfig
-from fleetcore.bus.connect import backoff_s
+from fleetcore.bus.connect import reconnect_backoff
 from fleetcore.bus.messages import AgentRecord, BadMessage, Result, Task
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -137,9 +137,9 @@ def test_result_outcome_is_checked() -> None:
 
 
 def test_reconnect_backoff_doubles_with_jitter_up_to_the_cap() -> None:
-    cfg = BusConfig(reconnect_wait_s=1, reconnect_max_wait_s=30)
+    backoff = reconnect_backoff(BusConfig(reconnect_wait_s=1, reconnect_max_wait_s=30))
     for attempt, full in [(0, 1), (1, 2), (3, 8), (10, 30), (500, 30)]:
         for _ in range(20):
-            assert full / 2 <= backoff_s(attempt, cfg) <= full
+            assert full / 2 <= backoff.delay(attempt) <= full
     with pytest.raises(ValidationError, match="reconnect_max_wait_s"):
         BusConfig(reconnect_wait_s=5, reconnect_max_wait_s=1)

@@ -1,4 +1,5 @@
-"""NKeys: the decoder against published known answers, and auth against a real server."""
+"""NKeys: the `nkeys` package and our seed check against published known answers, and auth
+through nats-py's own NKey support against a real server."""
 
 from __future__ import annotations
 
@@ -10,73 +11,69 @@ from pathlib import Path
 from typing import Any
 
 import nacl.signing
+import nkeys
 import pytest
 
 from fleet.local.nats import NatsServer
 from fleetcore.bus.connect import (
-    PREFIX_SEED,
-    PREFIX_USER,
     BusAuthError,
     NKeyError,
-    NKeyPair,
     connect,
-    crc16_xmodem,
-    decode_public,
-    decode_seed,
-    encode_public,
-    encode_seed,
     load_nkey_seed,
+    nkey_public_key,
 )
 
 SHARED = Path(os.environ.get("HERMES_SHARED_DIR") or Path(__file__).resolve().parents[3] / "shared")
 VECTORS = json.loads((SHARED / "gitea" / "test-vectors.json").read_text())["nkeys"]
 
 
-def test_crc16_is_xmodem() -> None:
-    # The standard check value of CRC-16/XMODEM.
-    assert crc16_xmodem(b"123456789") == 0x31C3
+def test_nkeys_crc_is_xmodem() -> None:
+    # The standard check value of CRC-16/XMODEM, the checksum in every NKey.
+    assert nkeys.crc16(b"123456789") == 0x31C3
 
 
 def test_seed_derives_the_published_public_key() -> None:
-    pair = NKeyPair(VECTORS["user_seed"])
-    assert pair.public_key == VECTORS["user_public"]
+    assert nkey_public_key(VECTORS["user_seed"]) == VECTORS["user_public"]
+    pair = nkeys.from_seed(bytearray(VECTORS["user_seed"].encode()))
+    assert pair.public_key.decode() == VECTORS["user_public"]
+    assert VECTORS["user_seed"].startswith("SU") and len(VECTORS["user_seed"]) == 58
 
 
 def test_seed_and_public_key_round_trip() -> None:
-    prefix, raw = decode_seed(VECTORS["user_seed"])
-    assert prefix == PREFIX_USER and len(raw) == 32
-    assert encode_seed(prefix, raw) == VECTORS["user_seed"]
-    pub_prefix, pub = decode_public(VECTORS["user_public"])
-    assert pub_prefix == PREFIX_USER
-    assert pub == bytes(nacl.signing.SigningKey(raw).verify_key)
-    assert encode_public(PREFIX_USER, pub) == VECTORS["user_public"]
-    assert VECTORS["user_seed"].startswith("SU") and len(VECTORS["user_seed"]) == 58
-    assert PREFIX_SEED == 18 << 3
+    prefix, raw = nkeys.decode_seed(VECTORS["user_seed"].encode())
+    assert prefix == nkeys.PREFIX_BYTE_USER == 20 << 3 and len(raw) == 32
+    assert nkeys.encode_seed(raw, prefix).decode() == VECTORS["user_seed"]
+    assert nkeys.PREFIX_BYTE_SEED == 18 << 3
 
 
 def test_signature_verifies_with_the_public_key() -> None:
-    pair = NKeyPair(VECTORS["user_seed"])
-    _, pub = decode_public(pair.public_key)
-    nacl.signing.VerifyKey(pub).verify(b"nonce-123", pair.sign(b"nonce-123"))
+    # What nats-py sends for the server's nonce: an Ed25519 signature by the seed's key.
+    pair = nkeys.from_seed(bytearray(VECTORS["user_seed"].encode()))
+    signature = pair.sign(b"nonce-123")
+    assert pair.verify(b"nonce-123", signature)
+    _, raw = nkeys.decode_seed(VECTORS["user_seed"].encode())
+    nacl.signing.SigningKey(bytes(raw)).verify_key.verify(b"nonce-123", signature)
 
 
 @pytest.mark.parametrize(
-    "mangle",
+    ("mangle", "problem"),
     [
-        lambda s: s[:-1] + ("A" if s[-1] != "A" else "B"),  # checksum breaks
-        lambda s: s[:20],  # truncated
-        lambda s: s.lower(),  # not base32 upper case
-        lambda s: "U" + s[1:],  # not a seed
+        (lambda s: s[:-1] + ("A" if s[-1] != "A" else "B"), "checksum"),
+        (lambda s: s[:20] + ("A" if s[20] != "A" else "C") + s[21:], "checksum"),  # a typo
+        (lambda s: s[:20], "58 base32 characters"),  # truncated
+        (lambda s: s.lower(), "58 base32 characters"),  # not base32 upper case
+        (lambda s: "U" + s[1:], "starting with S"),  # not a seed
     ],
 )
-def test_corrupted_seeds_are_refused(mangle: Callable[[str], str]) -> None:
-    with pytest.raises(NKeyError):
-        NKeyPair(mangle(VECTORS["user_seed"]))
+def test_corrupted_seeds_are_refused(mangle: Callable[[str], str], problem: str) -> None:
+    # The `nkeys` package does not check a seed's checksum: a typo would derive another key.
+    with pytest.raises(NKeyError, match=problem):
+        nkey_public_key(mangle(VECTORS["user_seed"]))
 
 
 def test_a_public_key_is_not_a_seed() -> None:
     with pytest.raises(NKeyError):
-        decode_seed(VECTORS["user_public"])
+        nkey_public_key(VECTORS["user_public"])
 
 
 def test_seed_file_errors_never_show_the_seed(tmp_path: Path) -> None:
@@ -90,8 +87,10 @@ def test_seed_file_errors_never_show_the_seed(tmp_path: Path) -> None:
     assert info.value.__cause__ is None and info.value.__suppress_context__
     with pytest.raises(NKeyError, match="cannot read"):
         load_nkey_seed(tmp_path / "missing.nk")
-    pair = NKeyPair(seed)
-    assert seed not in repr(pair) and seed[2:20] not in repr(pair)
+    good = _seed_file(tmp_path / "good.nk", seed)
+    loaded = load_nkey_seed(good)
+    assert loaded.public_key == VECTORS["user_public"]
+    assert seed not in repr(loaded) and seed[2:20] not in repr(loaded)
 
 
 def test_a_world_readable_seed_file_is_warned_about(
@@ -107,7 +106,8 @@ def test_a_world_readable_seed_file_is_warned_about(
 
 
 def _new_seed() -> str:
-    return encode_seed(PREFIX_USER, bytes(nacl.signing.SigningKey.generate()))
+    raw = bytes(nacl.signing.SigningKey.generate())
+    return str(nkeys.encode_seed(raw, nkeys.PREFIX_BYTE_USER).decode())
 
 
 def _seed_file(path: Path, seed: str) -> Path:
@@ -121,7 +121,7 @@ async def nkey_server(
     tmp_path: Path, configured_nats: Callable[[Path, str], NatsServer]
 ) -> AsyncIterator[tuple[NatsServer, str]]:
     seed = _new_seed()
-    public = NKeyPair(seed).public_key
+    public = nkey_public_key(seed)
     conf = 'authorization { users = [ { nkey: "' + public + '" } ] }\n'
     server = configured_nats(tmp_path / "nkey-nats", conf)
     await server.start()
@@ -156,7 +156,7 @@ async def test_nkey_auth_fails_clearly_with_a_wrong_seed(
     # No first_connect_timeout_s: a rejected key must fail by itself, not retry forever.
     with caplog.at_level(logging.INFO), pytest.raises(BusAuthError, match="rejected") as info:
         await connect(cfg, "wolf-wrong")
-    assert NKeyPair(wrong).public_key in str(info.value)
+    assert nkey_public_key(wrong) in str(info.value)
     assert wrong not in caplog.text and wrong not in str(info.value)
 
 
