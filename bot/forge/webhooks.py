@@ -28,13 +28,15 @@ from bot.forge.events import (
 )
 from fleetcore.db import open_private_db
 from fleetcore.log import fields
-from fleetcore.proc import free_port
 from fleetcore.projects import ProjectStore
+from fleetcore.retry import Backoff
 
 log = logging.getLogger("hermes.forge.webhooks")
 
 MAX_BODY = 2 * 1024 * 1024
 MAX_EVENTS_PER_MESSAGE = 25
+# After a refused send: 1 s, doubling up to a minute, until the homeserver takes it.
+SEND_BACKOFF = Backoff(1.0, 60.0)
 Send = Callable[[str, str], Awaitable[bool]]  # (room_id, text) -> accepted by the homeserver
 
 
@@ -101,18 +103,19 @@ class Dispatcher:
                 pass
 
     async def _run(self) -> None:
-        backoff = 1.0
+        failures = 0
         while True:
             await self._wake.wait()
             # Deliberate batching delay: events arriving meanwhile join this message.
             await asyncio.sleep(self.window_s)
             self._wake.clear()
             if await self.flush():
-                backoff = 1.0
+                failures = 0
             else:
                 self._wake.set()
-                await asyncio.sleep(backoff)  # the homeserver refused; keep the events
-                backoff = min(backoff * 2, 60.0)
+                # The homeserver refused; keep the events and try again later.
+                await asyncio.sleep(SEND_BACKOFF.delay(failures))
+                failures += 1
 
     async def flush(self) -> bool:
         ok = True
@@ -203,10 +206,11 @@ class WebhookServer:
     async def start(self) -> None:
         self._runner = web.AppRunner(self.receiver.app(), access_log=None)
         await self._runner.setup()
-        if self.port == 0:
-            self.port = free_port()
+        # Port 0 lets the kernel pick a free port as it binds: no window for another
+        # process to take a port probed a moment earlier.
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
+        self.port = int(self._runner.addresses[0][1])
         self.receiver.dispatcher.start()
         log.info("webhook_listening", extra=fields(host=self.host, port=self.port))
 

@@ -1,15 +1,23 @@
-"""nats-server from Debian's package, with JetStream, on a loopback port."""
+"""nats-server from Debian's package, with JetStream, on a loopback port.
+
+Without a port, nats-server picks a free one itself as it binds (`-p -1`) and writes it
+to a ports file (`--ports_file_dir`): no probing for a port that someone else could take
+before the server binds it. A restart keeps the port it got, so clients reconnect to the
+same URL.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import time
 from pathlib import Path
 
-from fleetcore.proc import ServerStartError, free_port, log_tail, stop_process
+from fleetcore.proc import ServerStartError, log_tail, stop_process
 
 INSTALL_HINT = "sudo apt-get install -y nats-server"
+RANDOM_PORT = -1  # nats-server's own "any free port"
 
 
 class NatsMissing(ServerStartError):
@@ -30,25 +38,32 @@ def find_nats_server(explicit: str | None = None) -> str:
 class NatsServer:
     def __init__(self, data_dir: Path, port: int | None = None, binary: str | None = None) -> None:
         self.data_dir = data_dir
-        self.port = port or free_port()
+        # None until the first start when nats-server is to choose; then the port it chose.
+        self.port = port
         self.binary = find_nats_server(binary)
         self.log_path = data_dir / "nats.log"
+        self.ports_dir = data_dir / "ports"
         self._proc: asyncio.subprocess.Process | None = None
         self.start_seconds: float | None = None
 
     @property
     def url(self) -> str:
+        if self.port is None:
+            raise ServerStartError("nats-server has no port yet: it picks one when it starts")
         return f"nats://127.0.0.1:{self.port}"
 
     async def start(self, deadline_s: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.ports_dir.mkdir(exist_ok=True, mode=0o700)
         t0 = time.monotonic()
-        self._proc = await asyncio.create_subprocess_exec(
+        proc = self._proc = await asyncio.create_subprocess_exec(
             self.binary,
             "-a",
             "127.0.0.1",
             "-p",
-            str(self.port),
+            str(self.port if self.port is not None else RANDOM_PORT),
+            "--ports_file_dir",
+            str(self.ports_dir),
             "-js",
             "-sd",
             str(self.data_dir / "jetstream"),
@@ -58,24 +73,32 @@ class NatsServer:
             stderr=asyncio.subprocess.DEVNULL,
         )
         while True:
-            if self._proc.returncode is not None:
+            if proc.returncode is not None:
                 raise ServerStartError(
-                    f"nats-server exited with {self._proc.returncode}:\n{log_tail(self.log_path)}"
+                    f"nats-server exited with {proc.returncode}:\n{log_tail(self.log_path)}"
                 )
             if time.monotonic() - t0 > deadline_s:
-                await stop_process(self._proc)
+                await stop_process(proc)
                 raise ServerStartError(f"nats-server not ready:\n{log_tail(self.log_path)}")
-            try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection("127.0.0.1", self.port), 1
-                )
-                line = await asyncio.wait_for(reader.readline(), 2)
-                writer.close()
-                if line.startswith(b"INFO"):
-                    break
-            except (OSError, TimeoutError):
-                await asyncio.sleep(0.05)  # polling a child process, not test synchronisation
+            port = self._listening_port(proc.pid)
+            if port is not None and await _answers(port):
+                self.port = port
+                break
+            await asyncio.sleep(0.05)  # polling a child process, not test synchronisation
         self.start_seconds = time.monotonic() - t0
+
+    def _listening_port(self, pid: int) -> int | None:
+        """The client port from the server's ports file, once it has written it.
+
+        Named `<executable>_<pid>.ports`; the pid tells it from a killed server's leftover.
+        """
+        for path in self.ports_dir.glob(f"*_{pid}.ports"):
+            try:
+                urls = json.loads(path.read_text())["nats"]
+                return int(urls[0].rsplit(":", 1)[1])
+            except (OSError, ValueError, KeyError, IndexError):
+                return None  # still being written
+        return None
 
     async def stop(self) -> None:
         await stop_process(self._proc)
@@ -84,3 +107,18 @@ class NatsServer:
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+
+async def _answers(port: int) -> bool:
+    """The server greets a client with INFO: it is accepting connections."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 1)
+    except (OSError, TimeoutError):
+        return False
+    try:
+        line = await asyncio.wait_for(reader.readline(), 2)
+    except (OSError, TimeoutError):
+        return False
+    finally:
+        writer.close()
+    return line.startswith(b"INFO")

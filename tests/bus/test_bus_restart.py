@@ -6,8 +6,11 @@ Uses its own server in the test's tmp dir so the session server is never disturb
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from nats.aio.client import Client
 
 from fleet.local.nats import NatsServer
@@ -15,6 +18,7 @@ from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
 from fleetcore.bus.messages import Result, Task, publish_result, publish_task
 from fleetcore.bus.streams import ensure_streams, pull_results, queue_depth
+from fleetcore.proc import ServerStartError
 
 
 def result(issue: int, burn: str = "b1") -> Result:
@@ -85,3 +89,22 @@ async def test_a_client_waits_for_a_server_that_is_not_up_yet(
         assert nc.is_connected
     finally:
         await nc.close()
+
+
+async def test_nats_server_picks_its_own_port_and_keeps_it_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    """No free-port probe: nats-server binds any free port (-p -1) and says which."""
+    server = NatsServer(tmp_path / "nats")
+    with pytest.raises(ServerStartError, match="picks one when it starts"):
+        _ = server.url
+    await server.start()
+    try:
+        port = server.port
+        assert port is not None and server.url == f"nats://127.0.0.1:{port}"
+        (ports_file,) = server.ports_dir.glob("*.ports")
+        assert json.loads(ports_file.read_text())["nats"] == [server.url]
+        await server.restart()  # clients hold the URL: the port must stay the same
+        assert server.port == port
+    finally:
+        await server.stop()
