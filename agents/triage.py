@@ -25,11 +25,11 @@ from agents.claim import (
 )
 from agents.rubric import RUBRIC_INSTRUCTIONS, check_triage, find_task_marker, format_comment
 from agents.rubric import repair_prompt as rubric_repair_prompt
-from fleetcore.bus.messages import CRISIS_DETAIL, Result, Task
+from fleetcore.bus.messages import CrisisLevel, Outcome, Reason, Result, Task
 from fleetcore.forge.client import GiteaClient, GiteaError, GiteaUnavailable, NotFound
 from fleetcore.forge.models import Comment, Issue
 from fleetcore.models.chain import ChainError, Completion, NoPrivateProvider, RequestRejected
-from fleetcore.safety import screen
+from fleetcore.safety import Level, screen
 
 log = logging.getLogger("hermes.wolf")
 
@@ -41,6 +41,8 @@ StartedAt = Callable[[str], Awaitable[datetime | None]]
 # Gitea's clock and a wolf's may differ a little; a claim this much older than the wolf's
 # start still counts as the current run's.
 CLOCK_SKEW = timedelta(seconds=5)
+# What a crisis result says: never the text itself, which must reach no model and no room.
+CRISIS_DETAIL = "the issue's text may be about someone's safety; not sent to a model"
 
 
 class Disposition(Enum):
@@ -88,6 +90,15 @@ def triage_prompt(repo: str, issue: Issue, comments: list[Comment]) -> str:
     return "\n".join(parts)
 
 
+def crisis_level(texts: list[str]) -> CrisisLevel | None:
+    """The most serious crisis level the safety screen finds in any of `texts`, if any."""
+    found = [v.level for v in (screen(t) for t in texts if t) if v.is_crisis]
+    if not found:
+        return None
+    worst = max(found, key=lambda level: level.rank)
+    return CrisisLevel.IMMINENT if worst is Level.imminent else CrisisLevel.CRISIS
+
+
 class CommentBudget:
     """Comments allowed per hour; `None` means go ahead, a number is seconds to wait."""
 
@@ -120,18 +131,41 @@ class Triager:
         self.budget = budget
         self.sensitive = sensitive
 
-    def _result(self, task: Task, outcome: str, detail: str = "", **kw: str | None) -> Result:
-        return Result.for_task(task, outcome, self.wolf, detail, **kw)  # type: ignore[arg-type]
+    def _result(
+        self,
+        task: Task,
+        outcome: Outcome,
+        reason: Reason,
+        detail: str = "",
+        *,
+        crisis_level: CrisisLevel | None = None,
+        comment_url: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+    ) -> Result:
+        return Result.for_task(
+            task,
+            outcome,
+            reason,
+            self.wolf,
+            detail,
+            crisis_level=crisis_level,
+            comment_url=comment_url,
+            provider=provider,
+            model=model,
+        )
 
     async def run(self, task: Task) -> TaskOutcome:
         try:
             return await self._run(task)
         except NotFound as exc:
-            return TaskOutcome(Disposition.TERM, self._result(task, "failed", str(exc)))
+            failed = self._result(task, Outcome.FAILED, Reason.NOT_FOUND, str(exc))
+            return TaskOutcome(Disposition.TERM, failed)
         except GiteaUnavailable as exc:
             return TaskOutcome(Disposition.RETRY, None, 10.0, f"gitea: {exc}")
         except GiteaError as exc:
-            return TaskOutcome(Disposition.TERM, self._result(task, "failed", f"gitea: {exc}"))
+            failed = self._result(task, Outcome.FAILED, Reason.GITEA_ERROR, f"gitea: {exc}")
+            return TaskOutcome(Disposition.TERM, failed)
 
     async def _alive_set(self, names: set[str], comments: list[Comment] | None = None) -> set[str]:
         """Wolves whose claims count: alive, and (if we can tell) claimed in this life.
@@ -174,10 +208,17 @@ class Triager:
             await self._finish(task, comments)
             return TaskOutcome(
                 Disposition.ACK,
-                self._result(task, "done", "already triaged", comment_url=done.html_url),
+                self._result(
+                    task,
+                    Outcome.DONE,
+                    Reason.ALREADY_TRIAGED,
+                    "already triaged",
+                    comment_url=done.html_url,
+                ),
             )
         if issue.state != "open":
-            return TaskOutcome(Disposition.ACK, self._result(task, "skipped", "issue is closed"))
+            closed = self._result(task, Outcome.SKIPPED, Reason.ISSUE_CLOSED, "issue is closed")
+            return TaskOutcome(Disposition.ACK, closed)
 
         others_on_task = {
             c.wolf
@@ -192,12 +233,17 @@ class Triager:
         live = await self._alive_set(holders, comments)
         pre = decide_before_claim(self.wolf, issue.label_names, live)
         if not pre.proceed:
-            return TaskOutcome(Disposition.ACK, self._result(task, "skipped", pre.reason))
+            held = self._result(task, Outcome.SKIPPED, Reason.ASSIGNED_ELSEWHERE, pre.reason)
+            return TaskOutcome(Disposition.ACK, held)
 
         sources = issue_sources(issue, comments)
-        if any(screen(text).is_crisis for text in sources if text):
+        level = crisis_level(sources)
+        if level is not None:
             await g.add_labels(owner, repo, task.issue_number, [NEEDS_HUMAN])
-            return TaskOutcome(Disposition.ACK, self._result(task, "needs_human", CRISIS_DETAIL))
+            crisis = self._result(
+                task, Outcome.NEEDS_HUMAN, Reason.CRISIS, CRISIS_DETAIL, crisis_level=level
+            )
+            return TaskOutcome(Disposition.ACK, crisis)
 
         claim = await g.create_comment(
             owner, repo, task.issue_number, claim_comment_body(self.wolf, task.task_id)
@@ -212,9 +258,10 @@ class Triager:
         )
         if not outcome.won:
             await self._release(task, claim.id)
-            return TaskOutcome(
-                Disposition.ACK, self._result(task, "skipped", f"claimed by {outcome.winner}")
+            lost = self._result(
+                task, Outcome.SKIPPED, Reason.CLAIMED_BY_OTHER, f"claimed by {outcome.winner}"
             )
+            return TaskOutcome(Disposition.ACK, lost)
         for stale_id in outcome.stale_comment_ids:
             await g.delete_comment(owner, repo, stale_id)
         await g.remove_labels(owner, repo, task.issue_number, outcome.stale_labels)
@@ -248,7 +295,12 @@ class Triager:
                 check = check_triage(answer.text, sources)
         except (NoPrivateProvider, RequestRejected) as exc:
             await self._release(task, claim_id)
-            return TaskOutcome(Disposition.TERM, self._result(task, "failed", str(exc)))
+            why = (
+                Reason.NO_PRIVATE_PROVIDER
+                if isinstance(exc, NoPrivateProvider)
+                else Reason.REQUEST_REJECTED
+            )
+            return TaskOutcome(Disposition.TERM, self._result(task, Outcome.FAILED, why, str(exc)))
         except ChainError as exc:
             await self._release(task, claim_id)
             return TaskOutcome(Disposition.RETRY, None, 30.0, str(exc))
@@ -257,7 +309,14 @@ class Triager:
             detail = "rubric: " + "; ".join(check.problems)
             return TaskOutcome(
                 Disposition.ACK,
-                self._result(task, "failed", detail, provider=answer.provider, model=answer.model),
+                self._result(
+                    task,
+                    Outcome.FAILED,
+                    Reason.RUBRIC_FAILED,
+                    detail,
+                    provider=answer.provider,
+                    model=answer.model,
+                ),
             )
         assert check.triage is not None
         if check.triage.confidence == "low":
@@ -267,7 +326,8 @@ class Triager:
                 Disposition.ACK,
                 self._result(
                     task,
-                    "needs_human",
+                    Outcome.NEEDS_HUMAN,
+                    Reason.LOW_CONFIDENCE,
                     "low confidence: " + check.triage.next_action,
                     provider=answer.provider,
                     model=answer.model,
@@ -283,9 +343,10 @@ class Triager:
             {c.wolf for c in (parse_claim(x.body) for x in current) if c is not None}, current
         )
         if not still_mine(self.wolf, task.task_id, [(c.id, c.body) for c in current], alive):
-            return TaskOutcome(
-                Disposition.ACK, self._result(task, "skipped", "claim lost before commenting")
+            lost = self._result(
+                task, Outcome.SKIPPED, Reason.CLAIM_LOST, "claim lost before commenting"
             )
+            return TaskOutcome(Disposition.ACK, lost)
         body = format_comment(check.triage, task.task_id, answer.provider, answer.model, self.wolf)
         posted = await self.gitea.create_comment(owner, repo, task.issue_number, body)
         await self._finish(task, current)
@@ -293,7 +354,8 @@ class Triager:
             Disposition.ACK,
             self._result(
                 task,
-                "done",
+                Outcome.DONE,
+                Reason.TRIAGED,
                 check.triage.next_action,
                 comment_url=posted.html_url,
                 provider=answer.provider,

@@ -26,7 +26,16 @@ from agents.budget import FleetBudget, open_limits
 from agents.triage import CommentBudget, Disposition, TaskOutcome, Triager
 from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
-from fleetcore.bus.messages import AgentRecord, BadMessage, Result, Task, publish_result, utcnow
+from fleetcore.bus.messages import (
+    AgentRecord,
+    BadMessage,
+    Outcome,
+    Reason,
+    Result,
+    Task,
+    publish_result,
+    utcnow,
+)
 from fleetcore.bus.registry import Heartbeat, Registry
 from fleetcore.bus.streams import ensure_streams, pull_tasks
 from fleetcore.forge.client import GiteaClient
@@ -209,7 +218,11 @@ class Wolf:
                 await msg.nak(delay=outcome.retry_after_s)
                 return
             result = Result.for_task(
-                task, "failed", self.name, f"gave up after {delivered} tries: {outcome.reason}"
+                task,
+                Outcome.FAILED,
+                Reason.GAVE_UP,
+                self.name,
+                f"gave up after {delivered} tries: {outcome.reason}",
             )
         if result is not None:
             await publish_result(self.js, result)
@@ -223,14 +236,15 @@ class Wolf:
             extra=fields(
                 task=task.task_id,
                 outcome=result.outcome if result else None,
+                reason=result.reason if result else None,
                 provider=result.provider if result else None,
             ),
         )
 
     def _count(self, result: Result) -> None:
-        if result.outcome == "done":
+        if result.outcome is Outcome.DONE:
             self.counts.done += 1
-        elif result.outcome == "skipped":
+        elif result.outcome is Outcome.SKIPPED:
             self.counts.skipped += 1
         else:
             self.counts.failed += 1

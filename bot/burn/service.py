@@ -26,7 +26,7 @@ from bot.burn.progress import BurnProgress, DigestClock, ResultLine
 from bot.burn.store import BurnRow, BurnStore
 from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
-from fleetcore.bus.messages import CRISIS_DETAIL, BadMessage, Result, Task, publish_task
+from fleetcore.bus.messages import BadMessage, Result, Task, publish_task
 from fleetcore.bus.registry import Registry
 from fleetcore.bus.streams import ensure_streams, pull_results, queue_depth, withdraw_burn
 from fleetcore.config.burn import BurnConfig
@@ -327,7 +327,7 @@ class BurnService:
             return
         line = ResultLine(
             result.issue_number,
-            result.outcome,
+            result.outcome.value,
             result.detail,
             result.comment_url,
             result.wolf,
@@ -336,10 +336,11 @@ class BurnService:
         fresh = self.store.add_result(result.burn_id, line)
         if fresh:
             live.progress.add(line)
-            if result.detail == CRISIS_DETAIL:
+            if result.is_crisis:
                 await self._alert(
                     f"Issue #{result.issue_number} in {result.repo} may be about someone's "
-                    f"safety. It was not sent to any model and is labelled needs-human. "
+                    f"safety (level: {result.crisis_level}). It was not sent to any model "
+                    "and is labelled needs-human. "
                     f"Please read it and reach out: {live.row.repo_url}/issues/"
                     f"{result.issue_number}",
                     live.row.room,

@@ -1,21 +1,46 @@
-"""What travels on the bus: tasks, results and registry records, as strict JSON.
+"""What travels on the bus: tasks, results and registry records, as typed, versioned JSON.
 
-The bot and the wolves may run different versions during an upgrade, so decoding is strict:
-a message that does not match exactly raises `BadMessage` (the consumer terminates it and
-logs) rather than being half-understood and acted on.
+The bot and the wolves may run different versions during an upgrade. Each kind of message
+carries its own schema `version`, and the rules that let two versions talk are:
+
+- A reader ignores fields it does not know (a newer peer's additions), and fills fields
+  that a message lacks (an older peer's) from their defaults; a kind's version goes up when
+  it gains a field, and an older message is upgraded to the current shape when decoded.
+- Version 1 is the first, unversioned format: a message without `version` is version 1,
+  and a version-1 message is written without it. Version-1 readers refuse any field they do
+  not know, so a task and an agent record (whose shapes have not changed) stay readable by
+  a wolf of the first release, and a bot of this release reads a first-release wolf's
+  results: upgrade the bot first, then the wolves.
+- Nothing is signalled by comparing strings: an outcome, a reason and a crisis level are
+  enums. A reason this version does not know reads as `Reason.UNSPECIFIED`; a crisis level
+  it does not know reads as `CrisisLevel.CRISIS` (an unknown level is never taken as safe).
+
+A message that still does not fit (not JSON, a wrong type, a missing required field, an
+unknown outcome) raises `BadMessage`: the consumer terminates it and logs it rather than
+acting on half of it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import types
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Self, Union, get_args, get_origin, get_type_hints
+from enum import StrEnum
+from typing import Annotated, Any, Self
 
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from fleetcore.bus.subjects import (
     MSG_ID_HEADER,
@@ -27,10 +52,51 @@ from fleetcore.bus.subjects import (
     task_subject,
 )
 
-# needs_human: triaged but handed to a person (low confidence or a safety screen hit).
-Outcome = Literal["done", "failed", "skipped", "needs_human"]
+# The current schema version of each kind of message (see the module docstring).
+TASK_VERSION = 1
+RESULT_VERSION = 2  # 2: `reason` and `crisis_level`
+AGENT_RECORD_VERSION = 1
 
-CRISIS_DETAIL = "crisis: the issue's text may be about someone's safety; not sent to a model"
+# How a version-1 wolf said "crisis": the only place this string is still read, to
+# upgrade such a result to `Reason.CRISIS` when it is decoded.
+V1_CRISIS_DETAIL = "crisis: the issue's text may be about someone's safety; not sent to a model"
+_WIRE = "wire"  # validation context key: the data came off the bus
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    # Triaged but handed to a person: low confidence, or a safety screen hit.
+    NEEDS_HUMAN = "needs_human"
+
+
+class Reason(StrEnum):
+    """Why a task ended as it did; `detail` is the human-readable text that goes with it."""
+
+    TRIAGED = "triaged"  # done: the triage comment is posted
+    ALREADY_TRIAGED = "already_triaged"  # done: a redelivery found its comment
+    ISSUE_CLOSED = "issue_closed"  # skipped
+    ASSIGNED_ELSEWHERE = "assigned_elsewhere"  # skipped: a live wolf holds the issue
+    CLAIMED_BY_OTHER = "claimed_by_other"  # skipped: another wolf won the claim
+    CLAIM_LOST = "claim_lost"  # skipped: the claim went before the comment could
+    CRISIS = "crisis"  # needs_human: the text may be about someone's safety
+    LOW_CONFIDENCE = "low_confidence"  # needs_human
+    RUBRIC_FAILED = "rubric_failed"  # failed: the model's reply did not pass the rubric
+    NO_PRIVATE_PROVIDER = "no_private_provider"  # failed: sensitive, no private model
+    REQUEST_REJECTED = "request_rejected"  # failed: every provider refused the request
+    NOT_FOUND = "not_found"  # failed: the issue or repo is gone
+    GITEA_ERROR = "gitea_error"  # failed
+    GAVE_UP = "gave_up"  # failed: retried max_deliver times
+    # A version-1 result (it had no reason) or a reason newer than this version.
+    UNSPECIFIED = "unspecified"
+
+
+class CrisisLevel(StrEnum):
+    """The safety screen's level for a crisis result (the detector's `crisis`, `imminent`)."""
+
+    CRISIS = "crisis"
+    IMMINENT = "imminent"
 
 
 class BadMessage(ValueError):
@@ -41,131 +107,112 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _check_field(kind: str, name: str, value: Any, tp: Any) -> Any:
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        options = get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [t for t in options if t is not type(None)]
-        return _check_field(kind, name, value, inner)
-    if origin is Literal:
-        if value not in get_args(tp):
-            allowed = ", ".join(repr(a) for a in get_args(tp))
-            raise BadMessage(f"{kind}.{name} must be one of {allowed}, not {value!r}")
+def make_task_id(burn_id: str, issue_number: int) -> str:
+    return f"{burn_id}-{issue_number}"
+
+
+def _time(value: Any) -> Any:
+    # Not a number: a bare number would silently become a time in 1970.
+    if isinstance(value, datetime | str):
         return value
-    if tp is datetime:
-        if isinstance(value, datetime):
-            parsed = value
-        elif isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                raise BadMessage(f"{kind}.{name} is not an ISO 8601 time: {value!r}") from None
-        else:
-            raise BadMessage(f"{kind}.{name} must be a time, not {type(value).__name__}")
-        if parsed.tzinfo is None:
-            raise BadMessage(f"{kind}.{name} has no time zone")
-        return parsed
-    if tp is int:
-        # bool is an int in Python but never a count or an issue number here.
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise BadMessage(f"{kind}.{name} must be an integer, not {type(value).__name__}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise BadMessage(f"{kind}.{name} must be a string, not {type(value).__name__}")
-        return value
-    raise TypeError(f"unsupported field type {tp!r}")  # a programming error, not bad input
+    raise ValueError("must be an ISO 8601 time")
 
 
-class _Message:
-    """JSON (de)serialisation shared by the message dataclasses."""
+Time = Annotated[AwareDatetime, BeforeValidator(_time)]
+Version = Annotated[StrictInt, Field(ge=1)]
+Count = Annotated[StrictInt, Field(ge=0)]
 
-    def _validate(self) -> None:
-        kind = type(self).__name__
-        for name, tp in get_type_hints(type(self)).items():
-            value = _check_field(kind, name, getattr(self, name), tp)
-            object.__setattr__(self, name, value)
 
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
-        return out
+def _token(value: str, what: str) -> str:
+    check_token(value, what)  # its ValueError becomes part of the BadMessage
+    return value
+
+
+def _describe(kind: str, exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        text = error["msg"].removeprefix("Value error, ")
+        # Our own checks name their field already ("burn id 'a.b' cannot be ...").
+        named = text.startswith(where.replace("_", " "))
+        problems.append(f"{where}: {text}" if where and not named else text)
+    return f"{kind}: " + "; ".join(problems)
+
+
+class _Message(BaseModel):
+    """JSON (de)serialisation shared by the messages."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    version: Version = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_the_wire(cls, data: Any, info: ValidationInfo) -> Any:
+        if not (info.context or {}).get(_WIRE):
+            return data
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        data = dict(data)
+        data.setdefault("version", 1)
+        return cls._upgrade(data)
+
+    @classmethod
+    def _upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """Bring an older version's fields to the current shape (decoding only)."""
+        return data
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+        # Version 1 is written without `version`: a first-release reader refuses the field.
+        exclude = {"version"} if self.version == 1 else None
+        return self.model_dump_json(exclude=exclude).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:
-        kind = cls.__name__
         try:
-            raw = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BadMessage(f"{kind}: not JSON ({exc})") from None
-        if not isinstance(raw, dict):
-            raise BadMessage(f"{kind}: expected a JSON object, got {type(raw).__name__}")
-        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-        missing = [n for n in names if n not in raw]
-        extra = sorted(set(raw) - set(names))
-        if missing:
-            raise BadMessage(f"{kind}: missing {', '.join(missing)}")
-        if extra:
-            raise BadMessage(f"{kind}: unknown field(s) {', '.join(extra)}")
+            return cls.model_validate_json(data, context={_WIRE: True})
+        except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise BadMessage(f"{cls.__name__}: not JSON") from None
+            raise BadMessage(_describe(cls.__name__, exc)) from None
+
+    @classmethod
+    def build(cls, **fields: Any) -> Self:
+        """Construct one, with a `BadMessage` (a sentence, not a report) if it is invalid."""
         try:
-            return cls(**raw)
-        except BadMessage:
-            raise
-        except ValueError as exc:
-            raise BadMessage(f"{kind}: {exc}") from None
+            return cls(**fields)
+        except ValidationError as exc:
+            raise BadMessage(_describe(cls.__name__, exc)) from None
 
 
-def _tokens(**values: str) -> None:
-    for what, value in values.items():
-        try:
-            check_token(value, what.replace("_", " "))
-        except ValueError as exc:
-            raise BadMessage(str(exc)) from None
-
-
-def _agent(name: str) -> None:
-    try:
-        agent_key(name)
-    except ValueError as exc:
-        raise BadMessage(str(exc)) from None
-
-
-def _repo(repo: str) -> None:
-    owner, sep, name = repo.partition("/")
-    if not sep or not owner or not name or "/" in name:
-        raise BadMessage(f"repo must be owner/name, not {repo!r}")
-
-
-@dataclass(frozen=True)
 class Task(_Message):
     """One issue to triage. `task_id` is derived, so a re-published task deduplicates."""
 
-    task_id: str
-    burn_id: str
-    project: str
-    repo: str
-    issue_number: int
-    tier: str
-    created_at: datetime
+    version: Version = TASK_VERSION
+    task_id: StrictStr
+    burn_id: StrictStr
+    project: StrictStr
+    repo: StrictStr
+    issue_number: StrictInt = Field(gt=0)
+    tier: StrictStr
+    created_at: Time
 
-    def __post_init__(self) -> None:
-        self._validate()
-        _tokens(burn_id=self.burn_id, project=self.project, tier=self.tier)
-        _repo(self.repo)
-        if self.issue_number <= 0:
-            raise BadMessage("Task.issue_number must be positive")
-        if self.task_id != make_task_id(self.burn_id, self.issue_number):
-            raise BadMessage(
-                f"Task.task_id must be {make_task_id(self.burn_id, self.issue_number)!r}, "
-                f"not {self.task_id!r}"
-            )
+    @field_validator("burn_id", "project", "tier")
+    @classmethod
+    def _tokens(cls, value: str, info: ValidationInfo) -> str:
+        return _token(value, str(info.field_name).replace("_", " "))
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        return _check_repo(value)
+
+    @model_validator(mode="after")
+    def _derived_id(self) -> Self:
+        expected = make_task_id(self.burn_id, self.issue_number)
+        if self.task_id != expected:
+            raise ValueError(f"task_id must be {expected!r}, not {self.task_id!r}")
+        return self
 
     @classmethod
     def new(
@@ -177,7 +224,7 @@ class Task(_Message):
         tier: str,
         created_at: datetime | None = None,
     ) -> Task:
-        return cls(
+        return cls.build(
             task_id=make_task_id(burn_id, issue_number),
             burn_id=burn_id,
             project=project,
@@ -188,56 +235,106 @@ class Task(_Message):
         )
 
 
-def make_task_id(burn_id: str, issue_number: int) -> str:
-    return f"{burn_id}-{issue_number}"
-
-
-@dataclass(frozen=True)
 class Result(_Message):
     """What a wolf did with a task; provider/model say who really wrote the comment."""
 
-    task_id: str
-    burn_id: str
-    project: str
-    repo: str
-    issue_number: int
+    version: Version = RESULT_VERSION
+    task_id: StrictStr
+    burn_id: StrictStr
+    project: StrictStr
+    repo: StrictStr
+    issue_number: StrictInt
     outcome: Outcome
-    wolf: str
-    detail: str
-    comment_url: str | None
-    provider: str | None
-    model: str | None
-    finished_at: datetime
+    reason: Reason
+    wolf: StrictStr
+    detail: StrictStr = ""
+    # Set only for a crisis: how serious the safety screen judged it.
+    crisis_level: CrisisLevel | None = None
+    comment_url: StrictStr | None = None
+    provider: StrictStr | None = None
+    model: StrictStr | None = None
+    finished_at: Time
 
-    def __post_init__(self) -> None:
-        self._validate()
-        _tokens(burn_id=self.burn_id, project=self.project)
-        _repo(self.repo)
-        _agent(self.wolf)
+    @classmethod
+    def _upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if data["version"] == 1:
+            # Version 1 had no reason; its one signal was the crisis detail string.
+            if data.get("detail") == V1_CRISIS_DETAIL:
+                data.setdefault("reason", Reason.CRISIS.value)
+                data.setdefault("crisis_level", CrisisLevel.CRISIS.value)
+            data.setdefault("reason", Reason.UNSPECIFIED.value)
+        return data
+
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _known_reason(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in Reason.__members__.values():
+            return Reason.UNSPECIFIED  # a newer peer's reason; `detail` still explains
+        return value
+
+    @field_validator("crisis_level", mode="before")
+    @classmethod
+    def _known_level(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in CrisisLevel.__members__.values():
+            return CrisisLevel.CRISIS  # a newer, finer level is still a crisis
+        return value
+
+    @field_validator("burn_id", "project")
+    @classmethod
+    def _tokens(cls, value: str, info: ValidationInfo) -> str:
+        return _token(value, str(info.field_name).replace("_", " "))
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str) -> str:
+        return _check_repo(value)
+
+    @field_validator("wolf")
+    @classmethod
+    def _wolf(cls, value: str) -> str:
+        return agent_key(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
         if self.task_id != make_task_id(self.burn_id, self.issue_number):
-            raise BadMessage("Result.task_id does not match its burn_id and issue_number")
+            raise ValueError("task_id does not match its burn_id and issue_number")
+        if self.reason is Reason.CRISIS and self.crisis_level is None:
+            raise ValueError("a crisis result needs its crisis_level")
+        if self.crisis_level is not None and self.outcome is not Outcome.NEEDS_HUMAN:
+            raise ValueError("a crisis result's outcome is needs_human")
+        return self
+
+    @property
+    def is_crisis(self) -> bool:
+        """The issue may be about someone's safety: operators are alerted."""
+        return self.crisis_level is not None
 
     @classmethod
     def for_task(
         cls,
         task: Task,
         outcome: Outcome,
+        reason: Reason,
         wolf: str,
         detail: str = "",
+        *,
+        crisis_level: CrisisLevel | None = None,
         comment_url: str | None = None,
         provider: str | None = None,
         model: str | None = None,
         finished_at: datetime | None = None,
     ) -> Result:
-        return cls(
+        return cls.build(
             task_id=task.task_id,
             burn_id=task.burn_id,
             project=task.project,
             repo=task.repo,
             issue_number=task.issue_number,
             outcome=outcome,
+            reason=reason,
             wolf=wolf,
             detail=detail,
+            crisis_level=crisis_level,
             comment_url=comment_url,
             provider=provider,
             model=model,
@@ -245,26 +342,36 @@ class Result(_Message):
         )
 
 
-@dataclass(frozen=True)
 class AgentRecord(_Message):
     """A wolf's registry entry: rewritten at every heartbeat, gone when they stop."""
 
-    name: str
-    tier: str
-    model: str
-    current_task: str | None
-    done: int
-    failed: int
-    skipped: int
-    started_at: datetime
-    heartbeat_at: datetime
+    version: Version = AGENT_RECORD_VERSION
+    name: StrictStr
+    tier: StrictStr
+    model: StrictStr
+    current_task: StrictStr | None = None
+    done: Count = 0
+    failed: Count = 0
+    skipped: Count = 0
+    started_at: Time
+    heartbeat_at: Time
 
-    def __post_init__(self) -> None:
-        self._validate()
-        _agent(self.name)
-        _tokens(tier=self.tier)
-        if min(self.done, self.failed, self.skipped) < 0:
-            raise BadMessage("AgentRecord counters cannot be negative")
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return agent_key(value)
+
+    @field_validator("tier")
+    @classmethod
+    def _tier(cls, value: str) -> str:
+        return _token(value, "tier")
+
+
+def _check_repo(repo: str) -> str:
+    owner, sep, name = repo.partition("/")
+    if not sep or not owner or not name or "/" in name:
+        raise ValueError(f"repo must be owner/name, not {repo!r}")
+    return repo
 
 
 async def publish_task(js: JetStreamContext, task: Task) -> PubAck:

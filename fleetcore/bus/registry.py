@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -131,7 +130,7 @@ class Heartbeat:
         await self.stop()
 
     async def _beat_once(self) -> None:
-        record = dataclasses.replace(self._record(), heartbeat_at=utcnow())
+        record = self._record().model_copy(update={"heartbeat_at": utcnow()})
         self.name = record.name
         await self._registry.beat(record)
         async with self._beaten:

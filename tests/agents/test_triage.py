@@ -15,9 +15,9 @@ import pytest
 
 from agents.claim import claim_comment_body, parse_claim
 from agents.rubric import check_triage, find_task_marker, format_comment, task_marker
-from agents.triage import CRISIS_DETAIL, NEEDS_HUMAN, TRIAGED, Disposition, Triager
+from agents.triage import NEEDS_HUMAN, TRIAGED, Disposition, Triager, crisis_level
 from agents.wolf import HourlyBudget
-from fleetcore.bus.messages import Task
+from fleetcore.bus.messages import CrisisLevel, Outcome, Reason, Task
 from fleetcore.forge.client import GiteaClient
 from fleetcore.models.chain import Completion, FallbackChain
 from fleetcore.models.config import ChainConfig, ProviderConfig
@@ -216,8 +216,8 @@ async def test_crisis_text_never_reaches_a_model(env: Env, where: str) -> None:
     assert fake.requests == []
     assert out.disposition is Disposition.ACK
     assert out.result is not None
-    assert out.result.outcome == "needs_human"
-    assert out.result.detail == CRISIS_DETAIL
+    assert out.result.outcome is Outcome.NEEDS_HUMAN and out.result.reason is Reason.CRISIS
+    assert out.result.is_crisis and out.result.crisis_level is CrisisLevel.CRISIS
     assert "end my life" not in out.result.to_bytes().decode()
     assert out.result.provider is None and out.result.model is None
     assert env.labels(n) == [NEEDS_HUMAN]
@@ -237,7 +237,7 @@ async def test_invented_evidence_twice_posts_nothing(env: Env) -> None:
 
     assert out.disposition is Disposition.ACK
     assert out.result is not None
-    assert out.result.outcome == "failed"
+    assert out.result.outcome == "failed" and out.result.reason is Reason.RUBRIC_FAILED
     assert out.result.detail.startswith("rubric: ")
     assert "evidence not found in the issue" in out.result.detail
     assert len(fake.requests) == 2  # the reply and one repair attempt, no more
@@ -280,7 +280,8 @@ async def test_low_confidence_goes_to_a_person(env: Env) -> None:
 
     assert out.disposition is Disposition.ACK
     assert out.result is not None
-    assert out.result.outcome == "needs_human"
+    assert out.result.outcome == "needs_human" and out.result.reason is Reason.LOW_CONFIDENCE
+    assert not out.result.is_crisis
     assert out.result.detail.startswith("low confidence: ")
     assert out.result.provider == "fake"
     assert len(fake.requests) == 1
@@ -304,7 +305,7 @@ async def test_redelivery_after_success_does_not_comment_again(env: Env) -> None
     assert second.disposition is Disposition.ACK
     assert second.result is not None
     assert second.result.outcome == "done"
-    assert second.result.detail == "already triaged"
+    assert second.result.reason is Reason.ALREADY_TRIAGED
     assert second.result.comment_url == first.result.comment_url
     assert len(fake.requests) == 1
     assert len(env.triage_comments(n)) == 1 and len(env.comments(n)) == 1
@@ -467,7 +468,7 @@ async def test_closed_issue_is_skipped(env: Env) -> None:
 
     assert out.disposition is Disposition.ACK
     assert out.result is not None
-    assert out.result.outcome == "skipped" and out.result.detail == "issue is closed"
+    assert out.result.outcome == "skipped" and out.result.reason is Reason.ISSUE_CLOSED
     assert fake.requests == []
     assert env.comments(n) == []
     assert env.labels(n) == []
@@ -483,6 +484,7 @@ async def test_missing_issue_fails_for_good(env: Env) -> None:
     assert out.disposition is Disposition.TERM
     assert out.result is not None
     assert out.result.outcome == "failed" and "not found" in out.result.detail
+    assert out.result.reason is Reason.NOT_FOUND
     assert out.result.issue_number == n + 41
     assert fake.requests == []
     assert env.comments(n) == []
@@ -530,3 +532,10 @@ async def test_a_live_wolfs_claim_from_its_current_run_still_counts(env: Env) ->
     out = await triager.run(t)
     assert out.disposition is Disposition.RETRY
     assert env.triage_comments(n) == []
+
+
+def test_the_crisis_level_is_the_most_serious_one_found() -> None:
+    assert crisis_level(["The editor is slow.", ""]) is None
+    assert crisis_level(["The editor is slow.", CRISIS]) is CrisisLevel.CRISIS
+    imminent = "I have the pills in my hand and I am taking them tonight, goodbye"
+    assert crisis_level([CRISIS, imminent]) is CrisisLevel.IMMINENT

@@ -38,8 +38,16 @@ async def registry(quick: BusConfig) -> AsyncIterator[Registry]:
         await nc.close()
 
 
-def record(name: str, task: str | None = None) -> AgentRecord:
-    return AgentRecord(name, "fast", "llama-3", task, 0, 0, 0, T0, T0)
+def record(name: str, task: str | None = None, done: int = 0) -> AgentRecord:
+    return AgentRecord(
+        name=name,
+        tier="fast",
+        model="llama-3",
+        current_task=task,
+        done=done,
+        started_at=T0,
+        heartbeat_at=T0,
+    )
 
 
 async def test_a_beating_agent_is_listed_and_dropped_after_the_ttl(
@@ -49,7 +57,7 @@ async def test_a_beating_agent_is_listed_and_dropped_after_the_ttl(
 
     def current() -> AgentRecord:
         counters["done"] += 1
-        return AgentRecord("wolf-1", "fast", "llama-3", "b1-4", counters["done"], 0, 0, T0, T0)
+        return record("wolf-1", "b1-4", counters["done"])
 
     beat = Heartbeat(registry, current, quick.heartbeat_s)
     await beat.start()

@@ -16,14 +16,14 @@ from nats.aio.client import Client
 from fleet.local.nats import NatsServer
 from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
-from fleetcore.bus.messages import Result, Task, publish_result, publish_task
+from fleetcore.bus.messages import Outcome, Reason, Result, Task, publish_result, publish_task
 from fleetcore.bus.streams import ensure_streams, pull_results, queue_depth
 from fleetcore.proc import ServerStartError
 
 
 def result(issue: int, burn: str = "b1") -> Result:
     task = Task.new(burn, "hermes", "fleet/hermes", issue, "fast")
-    return Result.for_task(task, "done", "wolf-1", f"triaged #{issue}")
+    return Result.for_task(task, Outcome.DONE, Reason.TRIAGED, "wolf-1", f"triaged #{issue}")
 
 
 async def test_results_survive_a_restart_and_clients_reconnect(

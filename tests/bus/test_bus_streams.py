@@ -20,7 +20,7 @@ from fleet.local.nats import NatsServer
 from fleetcore.bus import subjects
 from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
-from fleetcore.bus.messages import Result, Task, publish_result, publish_task
+from fleetcore.bus.messages import Outcome, Reason, Result, Task, publish_result, publish_task
 from fleetcore.bus.streams import (
     RESULTS_MAX_AGE_S,
     ensure_streams,
@@ -230,7 +230,7 @@ async def test_a_withdrawn_burn_cannot_be_a_wildcard(js: JetStreamContext) -> No
 
 async def test_a_result_is_deduplicated_by_task_id(js: JetStreamContext, uid: Uid) -> None:
     t = Task.new(uid("b"), uid("p"), "fleet/hermes", 5, "fast")
-    result = Result.for_task(t, "done", "wolf-1", "commented")
+    result = Result.for_task(t, Outcome.DONE, Reason.TRIAGED, "wolf-1", "commented")
     first = await publish_result(js, result)
     again = await publish_result(js, result)
     assert again.duplicate and again.seq == first.seq
