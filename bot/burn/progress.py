@@ -35,12 +35,16 @@ class BurnProgress:
     # Results not yet shown in a digest message.
     _undigested: list[ResultLine] = field(default_factory=list)
 
-    def add(self, line: ResultLine) -> bool:
-        """False for a result already counted (a redelivery): it changes nothing."""
+    def add(self, line: ResultLine, *, digested: bool = False) -> bool:
+        """False for a result already counted (a redelivery): it changes nothing.
+
+        `digested`: a result restored from the store that a digest has already shown.
+        """
         if line.issue_number in self.results:
             return False
         self.results[line.issue_number] = line
-        self._undigested.append(line)
+        if not digested:
+            self._undigested.append(line)
         return True
 
     @property

@@ -171,9 +171,7 @@ class BurnStore:
             (burn_id,),
         ):
             line = ResultLine(issue, outcome, summary, url, wolf, provider)
-            p.results[issue] = line
-            if digest is None:
-                p._undigested.append(line)
+            p.add(line, digested=digest is not None)
         return p
 
     def undigested(self, burn_id: str) -> list[int]:

@@ -8,7 +8,6 @@ applied rather than refused, so rolling out a new setting needs no manual step.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from collections.abc import Iterable
 
@@ -204,12 +203,13 @@ async def withdraw_burn(js: JetStreamContext, burn_id: str) -> int:
     protocol keeps it from posting twice if anything is redelivered.
     """
     subject = burn_filter(burn_id)
-    # nats-py's purge_stream drops the server's `purged` count, so ask the API directly.
-    resp = await js._api_request(
-        f"{js._prefix}.STREAM.PURGE.{TASKS_STREAM}",
-        json.dumps({"filter": subject}).encode(),
-        timeout=js._timeout,
-    )
-    purged = int(resp.get("purged", 0))
+    # nats-py's purge_stream returns only success, not the server's count, so count the
+    # burn's stored tasks before and after. Only the bot publishes a burn's tasks, and not
+    # while it stops that burn; a task a wolf acks in between counts as withdrawn, as a
+    # task held by a wolf and purged does.
+    before = await _stored(js, subject)
+    if before:
+        await js.purge_stream(TASKS_STREAM, subject=subject)
+    purged = before - await _stored(js, subject)
     log.info("burn_withdrawn", extra=fields(burn_id=burn_id, purged=purged))
     return purged
