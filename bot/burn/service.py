@@ -87,7 +87,6 @@ class BurnService:
         self._closing = False
         self.messages_sent = 0
         self.edits_sent = 0
-        self.changed = asyncio.Event()  # set whenever a burn's state advanced (tests wait)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -360,7 +359,6 @@ class BurnService:
                     await self._report(burn_id)
                 except Exception:
                     log.exception("burn_report_failed", extra=fields(burn=burn_id))
-            self.changed.set()
 
     async def _report(self, burn_id: str) -> None:
         live = self._live[burn_id]

@@ -30,6 +30,8 @@ from fleetcore.projects import Project
 from fleettest.gitea_schema import SwaggerValidator
 from fleettest.gitea_standin import GiteaStandin
 from fleettest.models_fake import FakeProvider, ok, triage_reply
+from fleettest.protocol_v1 import WolfV1
+from fleettest.wait import wait_until
 
 ROOM = "!burnroom:test"
 OWNER, REPO = "acme", "web"
@@ -95,7 +97,7 @@ class BurnRig:
         self.model = FakeProvider("openai", ok(triage_reply))
         self.room = RecordingRoom()
         self.alerts: list[str] = []
-        self.wolves: dict[str, tuple[Wolf, asyncio.Task[None], GiteaClient]] = {}
+        self.wolves: dict[str, tuple[Wolf | WolfV1, asyncio.Task[None], GiteaClient]] = {}
         self.service: BurnService | None = None
         self._bot_up = asyncio.Event()  # set while a BurnService runs
         self.token = ""
@@ -164,7 +166,7 @@ class BurnRig:
 
     # -- wolves --------------------------------------------------------------------------
 
-    async def start_wolf(self, name: str, concurrency: int = 2) -> Wolf:
+    def triager(self, name: str, gitea: GiteaClient) -> Triager:
         chain = self.chain
         assert chain is not None
 
@@ -174,8 +176,7 @@ class BurnRig:
         async def unknown(_name: str) -> bool:
             return True
 
-        gitea = self.client()
-        triager = Triager(
+        return Triager(
             name,
             gitea,
             complete,
@@ -183,8 +184,19 @@ class BurnRig:
             HourlyBudget(100_000),
             stale_after_s=self.bus.heartbeat_ttl_s,
         )
-        wolf = Wolf(name, self.tier, self.bus, triager, "fake-1", concurrency)
+
+    async def start_wolf(self, name: str, concurrency: int = 2) -> Wolf:
+        gitea = self.client()
+        wolf = Wolf(name, self.tier, self.bus, self.triager(name, gitea), "fake-1", concurrency)
         task = asyncio.create_task(wolf.run(), name=f"wolf-{name}")
+        self.wolves[name] = (wolf, task, gitea)
+        return wolf
+
+    async def start_wolf_v1(self, name: str) -> WolfV1:
+        """A wolf that speaks the first (version-1) bus protocol: see fleettest.protocol_v1."""
+        gitea = self.client()
+        wolf = WolfV1(name, self.tier, self.bus, self.triager(name, gitea))
+        task = asyncio.create_task(wolf.run(), name=f"wolf-v1-{name}")
         self.wolves[name] = (wolf, task, gitea)
         return wolf
 
@@ -204,35 +216,31 @@ class BurnRig:
         )
 
     async def wait_finished(self, burn_id: str, timeout: float = 60.0) -> float:
-        """Until the store says the burn finished; returns the seconds it took."""
+        """Until the store says the burn finished; returns the seconds it took.
+
+        The bot marks a burn finished in the same step as its last room message or edit;
+        the 1 s re-check covers a bot restarted in between (its store is read again).
+        """
         t0 = time.monotonic()
 
-        async def loop() -> None:
-            while True:
-                service = self.service
-                if service is not None:
-                    row = service.store.burn(burn_id)
-                    if row is not None and row.finished is not None:
-                        return
-                    service.changed.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(service.changed.wait(), 1.0)
-                else:
-                    await self._bot_up.wait()  # the bot is restarting
+        def finished() -> bool:
+            service = self.service
+            row = service.store.burn(burn_id) if service is not None else None
+            return row is not None and row.finished is not None
 
-        await asyncio.wait_for(loop(), timeout)
+        await wait_until(
+            finished,
+            changed=self.room.changed,
+            poll_s=1.0,
+            timeout=timeout,
+            what=f"burn {burn_id} finished",
+        )
         return time.monotonic() - t0
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> None:
-        """Poll a condition over the stand-in's state, driven by room changes or 50 ms."""
-
-        async def loop() -> None:
-            while not predicate():
-                self.room.changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.room.changed.wait(), 0.05)
-
-        await asyncio.wait_for(loop(), timeout)
+    async def wait_until(self, predicate: Callable[[], object], timeout: float = 30.0) -> None:
+        """A condition over the stand-in's or the model's state: they signal nothing, so
+        it is re-checked every 50 ms as well as at every room change."""
+        await wait_until(predicate, changed=self.room.changed, poll_s=0.05, timeout=timeout)
 
     def triage_comments(self, number: int) -> list[str]:
         return [
