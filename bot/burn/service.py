@@ -30,6 +30,7 @@ from fleetcore.bus.messages import BadMessage, Result, Task, publish_task
 from fleetcore.bus.registry import Registry
 from fleetcore.bus.streams import ensure_streams, pull_results, queue_depth, withdraw_burn
 from fleetcore.config.burn import BurnConfig
+from fleetcore.errors import FleetError
 from fleetcore.forge.client import GiteaClient
 from fleetcore.log import fields
 from fleetcore.projects import Project
@@ -51,7 +52,7 @@ class _Live:
     edited: tuple[int, bool] | None = None
 
 
-class BurnError(Exception):
+class BurnError(FleetError):
     """A burn could not start; the message is for the room."""
 
 

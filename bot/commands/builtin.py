@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.commands import CommandContext, CommandRegistry
+from bot.commands import Arg, CommandContext, CommandGroup, CommandRegistry, UsageError, shown
 
 SERVICES = ("homeserver", "nats", "gitea")
 
@@ -21,17 +21,32 @@ def _duration(seconds: float) -> str:
 
 
 def register(registry: CommandRegistry) -> None:
-    @registry.add("help", "!help", "list the commands with their usage")
-    async def _help(ctx: CommandContext) -> str:
-        lines = ["Commands:"]
-        lines += [f"- `{s.usage}`: {s.summary}" for s in registry.specs()]
-        return "\n".join(lines)
+    @registry.command(
+        "help",
+        "list the commands, or show one command's forms",
+        Arg("command", default=None, metavar="COMMAND"),
+    )
+    async def _help(ctx: CommandContext, command: str | None) -> str:
+        if command is None:
+            lines = ["Commands:"]
+            for each in registry.entries():
+                lines += each.help_lines()
+            return "\n".join(lines)
+        entry = registry.get(command.lstrip("!").lower())
+        if entry is None:
+            raise UsageError(f"There is no command {shown('!' + command.lstrip('!'))}.")
+        if isinstance(entry, CommandGroup):
+            return "\n".join(
+                [f"!{entry.name}: {entry.summary}"]
+                + [f"- `{form.usage()}`: {form.summary}" for form in entry.forms()]
+            )
+        return f"`{entry.usage()}`: {entry.summary}"
 
-    @registry.add("ping", "!ping", "check that the bot is alive")
+    @registry.command("ping", "check that the bot is alive")
     async def _ping(ctx: CommandContext) -> str:
         return "pong"
 
-    @registry.add("status", "!status", "version, uptime, rooms, SOUL.md and service health")
+    @registry.command("status", "version, uptime, rooms, SOUL.md and service health")
     async def _status(ctx: CommandContext) -> str:
         svc = ctx.services
         names = list(SERVICES) + [n for n in svc.health if n not in SERVICES]

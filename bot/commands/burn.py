@@ -2,52 +2,45 @@
 
 from __future__ import annotations
 
-from bot.burn.service import BurnError, BurnService
-from bot.commands import CommandContext, CommandRegistry, UsageError
-from bot.pipeline.parse import split_flags
-from fleetcore.forge.client import GiteaError
+from bot.burn.service import BurnService
+from bot.commands import POSITIVE, CommandContext, CommandRegistry, Flag, Kind, UsageError
+from fleetcore.bus.subjects import check_token
 from fleetcore.projects import ProjectStore
+
+# A tier names a NATS subject token; a dot or a wildcard would widen what the burn touches.
+TIER: Kind[str] = Kind(lambda word: check_token(word, "--tier"), "T")
 
 
 def register(registry: CommandRegistry, burns: BurnService, projects: ProjectStore) -> None:
-    @registry.add(
-        "burn",
-        "!burn [--limit N] [--label L] [--tier T] | !burn status | !burn stop",
-        "wolves triage this project's open issues; one progress message shows how it goes",
+    burn = registry.group(
+        "burn", "wolves triage this project's open issues; one progress message shows how it goes"
     )
-    async def _burn(ctx: CommandContext) -> str:
+
+    @burn.command(
+        None,
+        "queue this project's open, unclaimed, untriaged issues for the wolves",
+        Flag("limit", POSITIVE),
+        Flag("label", metavar="L"),
+        Flag("tier", TIER),
+    )
+    async def _burn(
+        ctx: CommandContext, limit: int | None, label: str | None, tier: str | None
+    ) -> str:
         room = ctx.msg.room_id
-        args = ctx.cmd.args()
-        if args and args[0] == "status":
-            return burns.status(room)
-        if args and args[0] == "stop":
-            return await burns.stop(room)
         project = projects.for_room(room)
         if project is None:
             raise UsageError("Run !burn in a project room (see `!project list`).")
-        try:
-            pos, flags = split_flags(args, {"limit", "label", "tier"})
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        if pos:
-            raise UsageError(f"Unexpected `{pos[0]}`.")
-        limit = None
-        if "limit" in flags:
-            if not flags["limit"].isdigit() or int(flags["limit"]) < 1:
-                raise UsageError("--limit takes a positive number.")
-            limit = int(flags["limit"])
-        try:
-            await burns.begin(
-                project, room, limit=limit, label=flags.get("label"), tier=flags.get("tier")
-            )
-        except BurnError as exc:
-            return str(exc)
-        except ValueError as exc:  # a tier name that cannot be a subject token
-            raise UsageError(str(exc)) from None
-        except GiteaError as exc:
-            return f"Could not read the issues: {exc}. Nothing was queued."
+        await burns.begin(project, room, limit=limit, label=label, tier=tier)
         return ""  # the progress message is the answer
 
-    @registry.add("agents", "!agents", "list the wolves that are alive, with their work")
+    @burn.command("status", "how the burn in this room is going, or how the last one ended")
+    async def _status(ctx: CommandContext) -> str:
+        return burns.status(ctx.msg.room_id)
+
+    @burn.command("stop", "withdraw the queued tasks of this room's burn")
+    async def _stop(ctx: CommandContext) -> str:
+        return await burns.stop(ctx.msg.room_id)
+
+    @registry.command("agents", "list the wolves that are alive, with their work")
     async def _agents(ctx: CommandContext) -> str:
         return await burns.agents_text()

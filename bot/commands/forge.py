@@ -7,28 +7,44 @@ one failed.
 
 from __future__ import annotations
 
-import re
-
-from bot.commands import CommandContext, CommandRegistry, UsageError
-from bot.pipeline.parse import split_flags
-from fleetcore.forge.client import GiteaClient, GiteaError, GiteaUnavailable, NotFound
+from bot.commands import (
+    ISSUE,
+    POSITIVE,
+    Arg,
+    Body,
+    CommandContext,
+    CommandRegistry,
+    Flag,
+    Kind,
+    Text,
+    UsageError,
+    choice,
+    matching,
+)
+from fleetcore.errors import FleetError
+from fleetcore.forge.client import GiteaClient, GiteaError, NotFound
 from fleetcore.projects import REPO_RE, Project, ProjectStore
 
-ISSUE_REF = re.compile(r"^#?(\d{1,9})$")
 PAGE_SIZE = 20
+# Gitea keeps an issue title in 255 bytes and cuts a longer one with "…" without a word.
+TITLE_MAX_BYTES = 255
 
 
-def _issue_number(word: str) -> int:
-    m = ISSUE_REF.match(word)
-    if not m:
-        raise UsageError(f"`{word}` is not an issue number (write #12).")
-    return int(m.group(1))
+def _title(text: str) -> str:
+    size = len(text.encode("utf-8"))
+    if size > TITLE_MAX_BYTES:
+        # Never quote it back: a pasted wall of text would fill the room.
+        raise ValueError(
+            f"That title is too long for Gitea ({size} bytes; it keeps at most "
+            f"{TITLE_MAX_BYTES}, and accented letters and emoji count two to four). Keep the "
+            "title short and put the details on the lines below it."
+        )
+    return text
 
 
-def _gitea_error(exc: GiteaError) -> str:
-    if isinstance(exc, GiteaUnavailable):
-        return f"Gitea is not reachable right now ({exc}). Nothing was changed."
-    return f"Gitea refused: {exc}"
+TITLE: Kind[str] = Kind(_title, "Title")
+REPO: Kind[str] = Kind(matching(REPO_RE), "owner/repo", "{word} is not owner/name.")
+NAME: Kind[str] = Kind(str, "NAME")
 
 
 def register(
@@ -46,26 +62,17 @@ def register(
             )
         return project
 
-    @registry.add(
-        "project",
-        "!project add NAME owner/repo | !project list",
-        "create an encrypted room for a Gitea repo, or list projects",
+    project = registry.group(
+        "project", "create an encrypted room for a Gitea repo, or list projects", when_empty="list"
     )
-    async def _project(ctx: CommandContext) -> str:
-        args = ctx.cmd.args()
-        if not args or args[0] == "list":
-            rows = projects.all()
-            if not rows:
-                return "No projects yet. `!project add NAME owner/repo` creates one."
-            return "\n".join(
-                [f"{len(rows)} project(s):"]
-                + [f"- {p.name}: {p.repo} in {p.room_id or '(no room)'}" for p in rows]
-            )
-        if args[0] != "add" or len(args) != 3:
-            raise UsageError("Give a name and a repo.")
-        name, repo = args[1], args[2]
-        if not REPO_RE.match(repo):
-            raise UsageError(f"`{repo}` is not owner/name.")
+
+    @project.command(
+        "add",
+        "create an encrypted room for a Gitea repo and invite the operators",
+        Arg("name", NAME, missing="Give a name and a repo."),
+        Arg("repo", REPO, missing="Give a name and a repo."),
+    )
+    async def _project_add(ctx: CommandContext, name: str, repo: str) -> str:
         if projects.get(name) is not None:
             return f"Project {name} already exists."
         owner, repo_name = repo.split("/", 1)
@@ -73,8 +80,6 @@ def register(
             await gitea.get_repo(owner, repo_name)
         except NotFound:
             return f"Gitea has no repo {repo} (or the token cannot see it). Nothing was created."
-        except GiteaError as exc:
-            return _gitea_error(exc)
         services = ctx.services
         room_id = await services.matrix.create_room(
             name=name,
@@ -84,96 +89,87 @@ def register(
         projects.add(Project(name, repo, room_id))
         return f"Created project {name} for {repo}: room {room_id} (operators invited)."
 
-    @registry.add(
+    @project.command("list", "list the projects and their rooms")
+    async def _project_list(ctx: CommandContext) -> str:
+        rows = projects.all()
+        if not rows:
+            return "No projects yet. `!project add NAME owner/repo` creates one."
+        return "\n".join(
+            [f"{len(rows)} project(s):"]
+            + [f"- {p.name}: {p.repo} in {p.room_id or '(no room)'}" for p in rows]
+        )
+
+    @registry.command(
         "issue",
-        "!issue Title [--label X]  (body on the following lines)",
         "open a Gitea issue in this room's repo",
+        Text("title", TITLE, missing="The issue needs a title."),
+        Flag("label", default="ready", metavar="X"),
+        Body("body"),
     )
-    async def _issue(ctx: CommandContext) -> str:
-        project = project_of(ctx)
-        words = ctx.cmd.argline
-        label = "ready"
-        m = re.search(r"(?:^|\s)--label\s+(\S+)\s*$", words)
-        if m:
-            label = m.group(1)
-            words = words[: m.start()]
-        title = words.strip()
-        if not title:
-            raise UsageError("The issue needs a title.")
-        owner, repo = project.owner_repo
-        try:
-            issue = await gitea.create_issue(owner, repo, title, ctx.cmd.body, labels=[label])
-        except GiteaError as exc:
-            return _gitea_error(exc)
+    async def _issue(ctx: CommandContext, title: str, label: str, body: str) -> str:
+        owner, repo = project_of(ctx).owner_repo
+        issue = await gitea.create_issue(owner, repo, title, body, labels=[label])
         return f"Opened #{issue.number}: {issue.title}\n{issue.html_url}"
 
-    @registry.add(
+    @registry.command(
         "issues",
-        "!issues [open|closed] [--label X] [--page N]",
         "list this room's repo issues",
+        Arg("state", choice("open", "closed"), default="open"),
+        Flag("label", metavar="X"),
+        Flag("page", POSITIVE, default=1),
     )
-    async def _issues(ctx: CommandContext) -> str:
+    async def _issues(ctx: CommandContext, state: str, label: str | None, page: int) -> str:
         project = project_of(ctx)
-        try:
-            pos, flags = split_flags(ctx.cmd.args(), {"label", "page"})
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        state = pos[0] if pos else "open"
-        if state not in ("open", "closed") or len(pos) > 1:
-            raise UsageError("State is open or closed.")
-        page = int(flags.get("page", "1")) if flags.get("page", "1").isdigit() else 0
-        if page < 1:
-            raise UsageError("--page takes a positive number.")
-        labels = [flags["label"]] if "label" in flags else None
         owner, repo = project.owner_repo
-        try:
-            result = await gitea.list_issues_page(
-                owner, repo, state=state, labels=labels, page=page, limit=PAGE_SIZE
-            )
-        except GiteaError as exc:
-            return _gitea_error(exc)
+        labels = [label] if label else None
+        result = await gitea.list_issues_page(
+            owner, repo, state=state, labels=labels, page=page, limit=PAGE_SIZE
+        )
         if not result.items:
-            return f"No {state} issues" + (f" labelled {labels[0]}." if labels else ".")
+            return f"No {state} issues" + (f" labelled {label}." if label else ".")
         pages = max(1, -(-result.total // PAGE_SIZE))
         lines = [f"{state.capitalize()} issues in {project.repo} (page {page}/{pages}):"]
         lines += [f"- #{i.number} {i.title}" for i in result.items]
         if page < pages:
-            lines.append(f"More: `!issues {state} --page {page + 1}`")
+            also = f" --label {label}" if label else ""
+            lines.append(f"More: `!issues {state}{also} --page {page + 1}`")
         return "\n".join(lines)
 
-    @registry.add("close", "!close #N [reason]", "close an issue, with an optional comment")
-    async def _close(ctx: CommandContext) -> str:
+    @registry.command(
+        "close",
+        "close an issue, with an optional comment",
+        Arg("number", ISSUE, missing="Which issue?"),
+        Text("reason", default="", metavar="reason", with_body=True),
+    )
+    async def _close(ctx: CommandContext, number: int, reason: str) -> str:
         project = project_of(ctx)
-        args = ctx.cmd.argline.split(maxsplit=1)
-        if not args:
-            raise UsageError("Which issue?")
-        number = _issue_number(args[0])
-        reason = args[1].strip() if len(args) > 1 else ""
         owner, repo = project.owner_repo
         try:
             await gitea.get_issue(owner, repo, number)
             if reason:
                 await gitea.create_comment(owner, repo, number, reason)
-            await gitea.edit_issue(owner, repo, number, state="closed")
         except NotFound:
             return f"{project.repo} has no issue #{number}."
+        try:
+            await gitea.edit_issue(owner, repo, number, state="closed")
         except GiteaError as exc:
-            return _gitea_error(exc)
+            if not reason:
+                raise
+            # Half done: say which half, not "nothing was changed".
+            raise FleetError(f"Commented on #{number}, but Gitea did not close it: {exc}") from exc
         return f"Closed #{number}" + (" with your comment." if reason else ".")
 
-    @registry.add("comment", "!comment #N text", "comment on an issue")
-    async def _comment(ctx: CommandContext) -> str:
+    @registry.command(
+        "comment",
+        "comment on an issue",
+        Arg("number", ISSUE, missing="Give the issue and the text."),
+        Text("text", missing="Give the issue and the text.", metavar="text", with_body=True),
+    )
+    async def _comment(ctx: CommandContext, number: int, text: str) -> str:
         project = project_of(ctx)
-        args = ctx.cmd.argline.split(maxsplit=1)
-        if len(args) < 2 and not ctx.cmd.body:
-            raise UsageError("Give the issue and the text.")
-        number = _issue_number(args[0])
-        text = "\n".join(t for t in (args[1] if len(args) > 1 else "", ctx.cmd.body) if t)
         owner, repo = project.owner_repo
         try:
             comment = await gitea.create_comment(owner, repo, number, text)
         except NotFound:
             return f"{project.repo} has no issue #{number}."
-        except GiteaError as exc:
-            return _gitea_error(exc)
         return f"Commented on #{number}: {comment.html_url or ''}".rstrip(": ")

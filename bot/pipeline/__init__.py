@@ -17,9 +17,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from bot.commands import CommandContext, CommandRegistry
-from bot.converse import Conversation
 from bot.pipeline.access import authorize, refusal
 from bot.pipeline.execute import execute
 from bot.pipeline.guard import CrisisGuard, GuardResult
@@ -30,6 +30,9 @@ from bot.pipeline.rooms import RoomWorkers
 from bot.services import BotServices
 from fleetcore.log import fields
 from fleetcore.metrics import Metrics
+
+if TYPE_CHECKING:  # bot.converse imports bot.pipeline.message: no import cycle at run time
+    from bot.converse import Conversation
 
 log = logging.getLogger(__name__)
 

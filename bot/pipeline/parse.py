@@ -1,7 +1,8 @@
 """Stage 4: text -> command. Pure; the grammar is deliberately small.
 
 `!name args on the first line` with an optional body on the following lines (kept verbatim,
-so Markdown in an issue body survives).
+so Markdown in an issue body survives). What the arguments mean is each command's own
+declaration (`bot.commands.declare`), applied when the command executes.
 """
 
 from __future__ import annotations
@@ -55,22 +56,3 @@ def parse(text: str) -> Command | NotACommand | BadCommand:
     if not _NAME.match(name):
         return BadCommand(f"`{name[:32]}` is not a command name")
     return Command(name=name, argline=argline.strip(), body=rest.strip("\n"))
-
-
-def split_flags(words: list[str], flags: set[str]) -> tuple[list[str], dict[str, str]]:
-    """`--flag value` pairs out of a word list; raises ValueError naming a flag with no value."""
-    positional: list[str] = []
-    found: dict[str, str] = {}
-    it = iter(words)
-    for word in it:
-        if word.startswith("--"):
-            name = word[2:]
-            if name not in flags:
-                raise ValueError(f"unknown option --{name}")
-            value = next(it, None)
-            if value is None:
-                raise ValueError(f"--{name} needs a value")
-            found[name] = value
-        else:
-            positional.append(word)
-    return positional, found

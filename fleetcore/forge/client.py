@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from fleetcore.errors import FleetError
 from fleetcore.forge.models import Comment, Hook, Issue, Label, Page, Repo
 
 log = logging.getLogger("hermes.forge")
@@ -38,16 +39,24 @@ if TYPE_CHECKING:
     from fleetcore.config import FleetConfig
 
 
-class GiteaError(Exception):
+class GiteaError(FleetError):
     """Gitea refused or failed a request; `str()` is a one-line reason fit for a room."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
 
+    @property
+    def room_message(self) -> str:
+        return f"Gitea refused: {self}"
+
 
 class GiteaUnavailable(GiteaError):
     """Gitea could not be reached, timed out, or kept answering 5xx."""
+
+    @property
+    def room_message(self) -> str:
+        return f"Gitea is not reachable right now ({self}). Nothing was changed."
 
 
 class Unauthorized(GiteaError):

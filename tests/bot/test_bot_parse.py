@@ -1,6 +1,6 @@
 import pytest
 
-from bot.pipeline.parse import BadCommand, Command, NotACommand, parse, split_flags
+from bot.pipeline.parse import BadCommand, Command, NotACommand, parse
 
 
 def test_plain_text_is_not_a_command() -> None:
@@ -32,15 +32,6 @@ def test_unbalanced_quotes_fall_back_to_plain_split() -> None:
     cmd = parse("!comment #3 it's \"broken")
     assert isinstance(cmd, Command)
     assert cmd.args() == ["#3", "it's", '"broken']
-
-
-def test_split_flags() -> None:
-    pos, flags = split_flags(["open", "--label", "bug"], {"label"})
-    assert pos == ["open"] and flags == {"label": "bug"}
-    with pytest.raises(ValueError, match="--label needs a value"):
-        split_flags(["--label"], {"label"})
-    with pytest.raises(ValueError, match="unknown option --lable"):
-        split_flags(["--lable", "x"], {"label"})
 
 
 def test_command_repr_hides_text() -> None:

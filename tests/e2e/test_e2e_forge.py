@@ -230,10 +230,16 @@ async def test_issue_commands_in_a_project_room(
         assert closed.body == "Closed #2 with your comment."
         assert forge.issue("acme", "web", 2)["state"] == "closed"
         assert forge.comments("acme", "web", 2)[-1]["body"] == "fixed in 1.2"
-        flagged = await fleet.operator.ask(room, "!issue Flaky upload test --label bug")
+        # Options go anywhere on the line; the title is the rest, as typed.
+        flagged = await fleet.operator.ask(room, "!issue Flaky --label bug upload test")
         flagged_no = int(re.match(r"Opened #(\d+)", flagged.body).group(1))  # type: ignore[union-attr]
         assert forge.issue("acme", "web", flagged_no)["labels"] == ["bug"]
         assert forge.issue("acme", "web", flagged_no)["title"] == "Flaky upload test"
+        # A title over Gitea's limit is refused, and never quoted back into the room.
+        pasted = "stack trace line " * 40
+        long_title = await fleet.operator.ask(room, "!issue " + pasted)
+        assert "too long for Gitea" in long_title.body, long_title.body
+        assert "stack trace line stack" not in long_title.body
         nio_room = fleet.operator.client.rooms[room]
         assert nio_room.name == "web" and nio_room.topic == f"{forge.url}/acme/web"
         assert nio_room.encrypted
