@@ -4,6 +4,11 @@ The order is the configured one (primary first). A provider in cooldown is skipp
 a request. Sensitive work only goes to providers that do not log prompts. When everything
 is cooling down, the chain waits for the earliest provider if that fits the caller's
 deadline, else it fails with one error that lists every provider's last problem.
+
+A provider that refuses one request (a moderation flag, a request too large for it) is not
+asked again for that request, and keeps serving the others. A provider out of credit or
+over its spend limit rests for `billing_cooldown_s` (hours), and `status_text` says so in
+words, since only a person can fix it.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import UTC, datetime
 import httpx
 
 from fleetcore.log import fields
-from fleetcore.models.classify import Action, Kind, classify
+from fleetcore.models.classify import Action, Decision, Failure, Kind, billing_hint, classify
 from fleetcore.models.config import ChainConfig, ModelConfig, ProviderConfig
 from fleetcore.models.cooldown import Cooldowns
 from fleetcore.models.providers import Provider, ProviderFailure, make_provider
@@ -42,10 +47,13 @@ class Completion:
 class ProviderHealth:
     name: str
     model: str
-    state: str  # "ok" | "cooling" | "bad_key"
+    state: str  # "ok" | "cooling" | "bad_key" | "billing"
     until: datetime | None
     reason: str
     logs_prompts: bool
+    words: str = ""  # why, for a person: "out of credit", "rate limited"
+    last_error: str = ""  # the class (Kind) of the last failure, even when no longer cooling
+    cooldown_left_s: float = 0.0
 
 
 class ChainError(RuntimeError):
@@ -85,6 +93,7 @@ class FallbackChain:
         self._providers = [make_provider(p, self._http, self.cfg) for p in ordered]
         self._cooldowns = Cooldowns(self.clock)
         self._last_error: dict[str, str] = {}
+        self._last_decision: dict[str, Decision] = {}
 
     @classmethod
     def from_config(
@@ -131,11 +140,17 @@ class FallbackChain:
             raise ChainExhausted({"chain": "no provider is allowed for this work"})
         need = min_context or 0
         attempts: list[str] = []
+        refused: set[str] = set()  # providers that refused this request: not asked again
         failed_rounds = 0
         while True:
-            usable = [p for p in candidates if p.cfg.context_tokens >= need]
+            usable = [
+                p for p in candidates if p.cfg.context_tokens >= need and p.name not in refused
+            ]
             if not usable:
-                raise ChainExhausted(self._errors(candidates) | {"context": f"none >= {need}"})
+                errors = self._errors(candidates)
+                if not any(p.cfg.context_tokens >= need for p in candidates):
+                    errors["context"] = f"none >= {need}"
+                raise ChainExhausted(errors)
             tried = context_bumped = False
             for p in usable:
                 if self._cooldowns.is_cooling(p.name):
@@ -145,7 +160,9 @@ class FallbackChain:
                 result = await self._ask(p, messages, max_tokens, attempts)
                 if not isinstance(result, Action):
                     return self._answered(p, result, t0, attempts)
-                if result is Action.LARGER_CONTEXT:
+                if result is Action.NEXT:
+                    refused.add(p.name)
+                elif result is Action.LARGER_CONTEXT:
                     need, context_bumped = max(need, p.cfg.context_tokens + 1), True
                     break
             if context_bumped:
@@ -154,7 +171,8 @@ class FallbackChain:
                 failed_rounds += 1
                 if failed_rounds >= 2:  # every usable provider had its chance, twice
                     raise ChainExhausted(self._errors(candidates))
-            wait = self._cooldowns.earliest_ready(p.name for p in usable) or 0.0
+            waiting = [p.name for p in usable if p.name not in refused]
+            wait = self._cooldowns.earliest_ready(waiting) or 0.0
             if wait > 0:
                 if self.clock() + wait > deadline:
                     raise ChainExhausted(self._errors(candidates))
@@ -183,16 +201,11 @@ class FallbackChain:
             try:
                 return await p.complete(self.soul, messages, max_tokens)
             except ProviderFailure as exc:
-                d = classify(
-                    exc.failure,
-                    attempt=attempt,
-                    short_cooldown_s=self.cfg.short_cooldown_s,
-                    bad_key_cooldown_s=self.cfg.bad_key_cooldown_s,
-                    now_epoch=self.wall(),
-                )
-            self._last_error[p.name] = d.reason
+                d = self._decide(p, exc.failure, attempt)
             self.metrics[f"failures:{d.kind.value}"] += 1
-            log.warning(
+            # Out of credit or over a spend limit: only a person can fix it, so say it louder.
+            log.log(
+                logging.ERROR if d.kind is Kind.BILLING else logging.WARNING,
                 "model_failure",
                 extra=fields(
                     provider=p.name,
@@ -204,11 +217,26 @@ class FallbackChain:
             )
             if d.action is Action.RETRY_SAME:
                 continue
-            self._cooldowns.extend(p.name, d.cooldown_s, d.kind.value, d.reason)
             if d.action is Action.ABORT:
                 raise RequestRejected(f"{p.name}: {d.reason}")
             return d.action
         return Action.FAILOVER
+
+    def _decide(self, p: Provider, failure: Failure, attempt: int) -> Decision:
+        """Classify a failure, remember it, and start the cooldown it earned."""
+        d = classify(
+            failure,
+            attempt=attempt,
+            short_cooldown_s=self.cfg.short_cooldown_s,
+            bad_key_cooldown_s=self.cfg.bad_key_cooldown_s,
+            billing_cooldown_s=self.cfg.billing_cooldown_s,
+            now_epoch=self.wall(),
+        )
+        self._last_error[p.name] = d.reason
+        self._last_decision[p.name] = d
+        if d.action not in (Action.RETRY_SAME, Action.NEXT):
+            self._cooldowns.extend(p.name, d.cooldown_s, d.kind.value, d.reason, d.words)
+        return d
 
     async def complete_with(
         self, name: str, messages: Messages, max_tokens: int = 512
@@ -219,13 +247,7 @@ class FallbackChain:
         try:
             text = await p.complete(self.soul, messages, max_tokens)
         except ProviderFailure as exc:
-            d = classify(
-                exc.failure,
-                attempt=1,
-                short_cooldown_s=self.cfg.short_cooldown_s,
-                bad_key_cooldown_s=self.cfg.bad_key_cooldown_s,
-                now_epoch=self.wall(),
-            )
+            d = self._decide(p, exc.failure, attempt=1)
             raise ChainError(f"{name}: {d.reason}") from None
         return Completion(text, name, p.cfg.model, self.clock() - t0, (name,))
 
@@ -241,18 +263,39 @@ class FallbackChain:
             out[p.name] = err
         return out
 
+    def last_failure(self, name: str) -> Decision | None:
+        """How the provider's last failed request was classified (None: none failed yet)."""
+        return self._last_decision.get(name)
+
     def health(self) -> list[ProviderHealth]:
         out = []
         for p in self._providers:
+            last = self._last_decision.get(p.name)
+            last_kind = last.kind.value if last is not None else ""
             cooling = self._cooldowns.get(p.name)
             if cooling is None:
-                out.append(ProviderHealth(p.name, p.cfg.model, "ok", None, "", p.cfg.logs_prompts))
+                out.append(
+                    ProviderHealth(
+                        p.name, p.cfg.model, "ok", None, "", p.cfg.logs_prompts, "", last_kind
+                    )
+                )
                 continue
-            until = datetime.fromtimestamp(self.wall() + self._cooldowns.remaining(p.name), UTC)
-            state = "bad_key" if cooling.kind == Kind.BAD_KEY.value else "cooling"
+            left = self._cooldowns.remaining(p.name)
+            until = datetime.fromtimestamp(self.wall() + left, UTC)
+            state = {Kind.BAD_KEY.value: "bad_key", Kind.BILLING.value: "billing"}.get(
+                cooling.kind, "cooling"
+            )
             out.append(
                 ProviderHealth(
-                    p.name, p.cfg.model, state, until, cooling.reason, p.cfg.logs_prompts
+                    p.name,
+                    p.cfg.model,
+                    state,
+                    until,
+                    cooling.reason,
+                    p.cfg.logs_prompts,
+                    cooling.words,
+                    last_kind,
+                    left,
                 )
             )
         return out
@@ -262,10 +305,21 @@ class FallbackChain:
         for h in self.health():
             if h.state == "ok":
                 lines.append(f"- {h.name} ({h.model}): ok")
+                continue
+            fmt = "%Y-%m-%d %H:%M UTC" if h.state == "billing" else "%H:%M:%S UTC"
+            until = h.until.strftime(fmt) if h.until else "?"
+            reason = h.reason[:160]
+            if h.state == "billing":
+                words = h.words or "billing problem"
+                lines.append(
+                    f"- {h.name} ({h.model}): {words.upper()}: a person must act "
+                    f"({billing_hint(words)}); out of the chain until {until}: {reason}"
+                )
+            elif h.state == "bad_key":
+                lines.append(f"- {h.name} ({h.model}): BAD KEY until {until}: {reason}")
             else:
-                label = "BAD KEY" if h.state == "bad_key" else "cooling down"
-                until = h.until.strftime("%H:%M:%S UTC") if h.until else "?"
-                lines.append(f"- {h.name} ({h.model}): {label} until {until}: {h.reason[:120]}")
+                why = f" ({h.words})" if h.words else ""
+                lines.append(f"- {h.name} ({h.model}): cooling down{why} until {until}: {reason}")
         return "\n".join(lines)
 
     @staticmethod

@@ -38,6 +38,8 @@ class ChainConfig(BaseModel):
     total_timeout_s: float = Field(90.0, gt=0)
     bad_key_cooldown_s: float = Field(3600.0, ge=0)
     short_cooldown_s: float = Field(30.0, ge=0)
+    # Out of credit, quota exhausted, spend limit reached: no retry helps until a person acts.
+    billing_cooldown_s: float = Field(21600.0, ge=0)
     # How long a caller waits for a cooling chain by default.
     default_deadline_s: float = Field(120.0, ge=0)
 

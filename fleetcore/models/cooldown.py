@@ -15,6 +15,7 @@ class Cooling:
     until: float
     kind: str
     reason: str
+    words: str = ""  # for a person: "out of credit", "rate limited"
 
 
 class Cooldowns:
@@ -22,14 +23,14 @@ class Cooldowns:
         self._clock = clock
         self._by_name: dict[str, Cooling] = {}
 
-    def extend(self, name: str, seconds: float, kind: str, reason: str) -> None:
+    def extend(self, name: str, seconds: float, kind: str, reason: str, words: str = "") -> None:
         if seconds <= 0:
             return
         until = self._clock() + seconds
         current = self._by_name.get(name)
         if current is not None and current.until >= until:
             return
-        self._by_name[name] = Cooling(until, kind, reason)
+        self._by_name[name] = Cooling(until, kind, reason, words)
 
     def get(self, name: str) -> Cooling | None:
         current = self._by_name.get(name)

@@ -56,6 +56,10 @@ class Provider:
     def parse(self, data: Any) -> str:
         raise NotImplementedError
 
+    def error_inside(self, data: Any) -> bool:
+        """An error reported in a 200 body: never take its partial text as the answer."""
+        return isinstance(data, dict) and "error" in data
+
     async def complete(self, system: str, messages: list[dict[str, str]], max_tokens: int) -> str:
         headers, body = self.request(system, messages, max_tokens)
         timeout = httpx.Timeout(
@@ -85,7 +89,8 @@ class Provider:
             raise ProviderFailure(
                 Failure("body", 200, resp.content, detail="malformed JSON in the answer")
             ) from None
-        if isinstance(data, dict) and "error" in data:
+        if self.error_inside(data):
+            # OpenRouter: the model had started, so the error comes with HTTP 200.
             raise ProviderFailure(Failure("http", 200, resp.content, dict(resp.headers)))
         text = self.parse(data)
         if not text.strip():
@@ -113,6 +118,15 @@ class OpenAIProvider(Provider):
         }
         return headers, body
 
+    def error_inside(self, data: Any) -> bool:
+        if super().error_inside(data):
+            return True
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return False
+        # OpenRouter: `choices[0].error` and `finish_reason: "error"` after a mid-answer failure.
+        return "error" in choices[0] or choices[0].get("finish_reason") == "error"
+
     def parse(self, data: Any) -> str:
         try:
             choice = data["choices"][0]
@@ -121,8 +135,13 @@ class OpenAIProvider(Provider):
             raise ProviderFailure(
                 Failure("body", 200, detail="no choices[0].message.content")
             ) from None
-        if choice.get("finish_reason") == "length":
+        finish = choice.get("finish_reason")
+        if finish == "length":
             raise ProviderFailure(Failure("body", 200, detail="truncated (finish_reason=length)"))
+        if finish == "content_filter":
+            raise ProviderFailure(
+                Failure("refused", 200, detail="content filtered (finish_reason=content_filter)")
+            )
         return str(text)
 
 
@@ -148,14 +167,22 @@ class AnthropicProvider(Provider):
         }
         return headers, body
 
+    def error_inside(self, data: Any) -> bool:
+        return super().error_inside(data) or (
+            isinstance(data, dict) and data.get("type") == "error"
+        )
+
     def parse(self, data: Any) -> str:
         try:
             blocks = data["content"]
             text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
         except (KeyError, TypeError, AttributeError):
             raise ProviderFailure(Failure("body", 200, detail="no content blocks")) from None
-        if data.get("stop_reason") == "max_tokens":
-            raise ProviderFailure(Failure("body", 200, detail="truncated (stop_reason=max_tokens)"))
+        stop = data.get("stop_reason")
+        if stop in ("max_tokens", "model_context_window_exceeded"):
+            raise ProviderFailure(Failure("body", 200, detail=f"truncated (stop_reason={stop})"))
+        if stop == "refusal":
+            raise ProviderFailure(Failure("refused", 200, detail="refused (stop_reason=refusal)"))
         return text
 
 

@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 import fleettest.models_fake as fakes
-from fleetcore.models.chain import ChainExhausted, FallbackChain, NoPrivateProvider
+from fleetcore.models.chain import (
+    ChainExhausted,
+    FallbackChain,
+    NoPrivateProvider,
+    RequestRejected,
+)
 from fleetcore.models.config import ChainConfig, ProviderConfig
 
 SOUL = "You are Hermes."
@@ -213,3 +218,150 @@ async def test_footer_names_the_provider_that_answered(trio, monkeypatch) -> Non
     answer = await ch.complete(ASK)
     await ch.aclose()
     assert FallbackChain.footer(answer) == "— answered by b (b-model)"
+
+
+# -- the providers' real errors, end to end ------------------------------------------------
+
+ABORTS = {"openai_invalid_request", "anthropic_invalid_request"}
+STATE = {  # the primary's state after the fault; anything else: "cooling" or "ok"
+    "billing": {
+        "openai_insufficient_quota",
+        "openai_spend_limit_exceeded",
+        "anthropic_spend_limit_reached",
+        "anthropic_usage_limits_reached",
+        "anthropic_credit_balance_too_low",
+        "anthropic_billing_error",
+        "openrouter_insufficient_credits",
+    },
+    "bad_key": {
+        "openai_invalid_api_key",
+        "anthropic_authentication_error",
+        "anthropic_permission_error",
+    },
+    "ok": {  # request-specific, or no cooldown earned
+        "openrouter_moderation",
+        "anthropic_request_too_large",
+        "openai_context_length_exceeded",
+        "anthropic_prompt_too_long",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(fakes.FAULTS))
+async def test_every_real_error_from_the_primary(name, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Each provider's documented error, as the provider sends it, on the primary."""
+    monkeypatch.setenv("FAKE_KEY", "k")
+    fault = fakes.fault(name)
+    async with (
+        fakes.FakeProvider(fakes.wire_of(fault), fault) as a,
+        fakes.FakeProvider("openai", fakes.ok("from b")) as b,
+    ):
+        ch = chain(prov("a", a, context_tokens=8192), prov("b", b, context_tokens=200_000))
+        try:
+            if name in ABORTS:
+                with pytest.raises(RequestRejected):
+                    await ch.complete(ASK)
+                assert b.requests == []  # an invalid request goes nowhere else
+                return
+            answer = await ch.complete(ASK)
+        finally:
+            await ch.aclose()
+    assert (answer.text, answer.provider) == ("from b", "b")
+    state = next((s for s, names in STATE.items() if name in names), "cooling")
+    assert ch.health()[0].state == state, ch.status_text()
+
+
+async def test_billing_takes_a_provider_out_for_hours_and_status_says_why(  # type: ignore[no-untyped-def]
+    trio, monkeypatch
+) -> None:
+    monkeypatch.setenv("FAKE_KEY", "k")
+    a, b, c = trio
+    a.behave(fakes.openai_insufficient_quota())
+    b.behave(fakes.anthropic_spend_limit_reached())
+    now = [1000.0]
+    ch = chain(prov("a", a), prov("b", b), prov("c", c), now=now)
+    assert (await ch.complete(ASK)).provider == "c"
+    text = ch.status_text()
+    assert "- a (a-model): OUT OF CREDIT (QUOTA EXHAUSTED): a person must act (add credit)" in text
+    assert "- b (b-model): MONTHLY SPEND LIMIT REACHED: a person must act (raise the spend" in text
+    assert "insufficient_quota" in text and "enforced_spend_limit_reached" in text
+    a.behave(fakes.ok("a is back"))
+    b.behave(fakes.ok("b is back"))
+    now[0] += 3 * 3600  # far past the short and bad-key cooldowns
+    for _ in range(3):
+        assert (await ch.complete(ASK)).provider == "c"
+    assert (len(a.requests), len(b.requests)) == (1, 1)  # no request while out of credit
+    h = ch.health()[0]
+    assert (h.state, h.words, h.last_error) == (
+        "billing",
+        "out of credit (quota exhausted)",
+        "billing",
+    )
+    assert h.cooldown_left_s == pytest.approx(3 * 3600)
+    now[0] += 3 * 3600 + 1  # billing_cooldown_s: 6 h by default
+    assert (await ch.complete(ASK)).provider == "a"
+    await ch.aclose()
+
+
+async def test_credit_balance_too_low_no_longer_stops_the_chain(trio, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FAKE_KEY", "k")
+    _, b, c = trio
+    b.behave(fakes.anthropic_credit_balance_too_low())  # a 400, but about money
+    ch = chain(prov("b", b), prov("c", c))
+    assert (await ch.complete(ASK)).provider == "c"
+    assert "OUT OF CREDIT" in ch.status_text()
+    await ch.aclose()
+
+
+async def test_a_moderation_flag_is_about_this_request_only(trio, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FAKE_KEY", "k")
+    a, b, c = trio
+    a.behave(fakes.openrouter_moderation())
+    ch = chain(prov("a", a), prov("b", b))
+    assert (await ch.complete(ASK)).provider == "b"
+    assert ch.health()[0].state == "ok"  # a good key: no cooldown for anyone's next request
+    a.behave(fakes.ok("from a"))
+    assert (await ch.complete(ASK)).provider == "a"
+    # Every provider refuses: one clear error, each asked once, no waiting.
+    a.behave(fakes.openrouter_moderation())
+    c.behave(fakes.openrouter_moderation())
+    both = chain(prov("a", a), prov("c", c))
+    asked = len(a.requests), len(c.requests)
+    with pytest.raises(ChainExhausted) as info:
+        await both.complete(ASK, deadline_s=60)
+    assert (len(a.requests), len(c.requests)) == (asked[0] + 1, asked[1] + 1)
+    assert "input flagged by moderation (harassment)" in str(info.value)
+    await ch.aclose()
+    await both.aclose()
+
+
+async def test_an_error_inside_a_200_is_never_the_answer(trio, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FAKE_KEY", "k")
+    a, b, _ = trio
+    a.behave(fakes.openrouter_finish_reason_error())
+    ch = chain(prov("a", a), prov("b", b))
+    answer = await ch.complete(ASK)
+    assert (answer.text, answer.provider) == ("from b", "b")  # not the partial "Evidence:"
+    assert "Provider disconnected unexpectedly" in ch.health()[0].reason
+    await ch.aclose()
+
+
+async def test_x_should_retry_and_retry_after_on_an_overload(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FAKE_KEY", "k")
+    async with (
+        fakes.FakeProvider("anthropic", fakes.anthropic_overloaded_error()) as a,
+        fakes.FakeProvider("openai", fakes.ok("from b")) as b,
+    ):
+        now = [0.0]
+        ch = chain(prov("a", a), prov("b", b), now=now)
+        # 529 + x-should-retry: true and no Retry-After: asked once more at once, then b.
+        answer = await ch.complete(ASK)
+        assert answer.attempts == ("a", "a", "b") and len(a.requests) == 2
+        assert ch.health()[0].cooldown_left_s == pytest.approx(30)
+        # 529 + retry-after: 90: no second ask, and the 90 s are honoured.
+        now[0] += 31
+        a.behave(fakes.anthropic_overloaded_error(retry_after="90"))
+        answer = await ch.complete(ASK)
+        assert answer.attempts == ("a", "b") and len(a.requests) == 3
+        assert ch.health()[0].cooldown_left_s == pytest.approx(90)
+        await ch.aclose()
