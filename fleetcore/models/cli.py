@@ -18,6 +18,25 @@ if TYPE_CHECKING:
 PROMPT = [{"role": "user", "content": "Reply with the single word: ready"}]
 
 
+def _left(seconds: float) -> str:
+    """A cooldown left, for a person: "-", "25s", "59m 58s", "6h 0m"."""
+    if seconds <= 0:
+        return "-"
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
+def _error_class(chain: FallbackChain, name: str) -> str:
+    last = chain.last_failure(name)
+    if last is None:
+        return "-"
+    return f"{last.kind.value} ({last.words})" if last.words else last.kind.value
+
+
 async def chain_test(cfg: FleetConfig, break_primary: bool) -> int:
     if not cfg.fallback_providers:
         print("no providers configured (fallback_providers is empty)")
@@ -25,17 +44,28 @@ async def chain_test(cfg: FleetConfig, break_primary: bool) -> int:
     soul = cfg.soul.read_text(encoding="utf-8")
     chain = FallbackChain.from_config(cfg.model, cfg.fallback_providers, cfg.chain, soul)
     try:
-        print(f"{'provider':<16} {'model':<28} {'status':<10} {'latency':>9}  cooldown")
+        print(
+            f"{'provider':<16} {'model':<28} {'status':<8} {'latency':>9}  "
+            f"{'last error class':<36} cooldown left"
+        )
+        details = []
         for name in chain.names:
             t0 = time.perf_counter()
             try:
                 await chain.complete_with(name, PROMPT, max_tokens=8)
-                status, detail = "ok", ""
+                status = "ok"
             except ChainError as exc:
-                status, detail = "FAILED", str(exc).split(": ", 1)[-1][:80]
+                status = "FAILED"
+                details.append(f"  {name}: {str(exc).split(': ', 1)[-1][:160]}")
             ms = (time.perf_counter() - t0) * 1000
             model = chain.provider(name).cfg.model
-            print(f"{name:<16} {model:<28} {status:<10} {ms:>7.0f}ms  {detail}")
+            left = _left(next(h.cooldown_left_s for h in chain.health() if h.name == name))
+            print(
+                f"{name:<16} {model:<28} {status:<8} {ms:>7.0f}ms  "
+                f"{_error_class(chain, name):<36} {left}"
+            )
+        for line in details:
+            print(line)
         primary = chain.names[0]
         if break_primary:
             chain.provider(primary).key_override = "sk-broken-on-purpose"
@@ -53,7 +83,12 @@ async def chain_test(cfg: FleetConfig, break_primary: bool) -> int:
         )
         for h in chain.health():
             if h.state != "ok":
-                print(f"  {h.name}: {h.state} until {h.until:%H:%M:%S} UTC ({h.reason[:80]})")
+                why = f" ({h.words})" if h.words else ""
+                print(
+                    f"  {h.name}: {h.state}{why}, last error class {h.last_error}, "
+                    f"cooldown left {_left(h.cooldown_left_s)} "
+                    f"(until {h.until:%Y-%m-%d %H:%M:%S} UTC): {h.reason[:80]}"
+                )
         return 0
     finally:
         await chain.aclose()

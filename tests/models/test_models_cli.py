@@ -61,7 +61,11 @@ async def fleet(*args: str, env: dict[str, str] | None = None) -> tuple[int, str
 
 
 async def test_chain_test_break_primary_shows_the_failover(tmp_path: Path) -> None:
-    async with fakes.FakeProvider("openai") as a, fakes.FakeProvider("anthropic") as b:
+    # The fake primary checks its key, as a real provider does: the broken one gets a 401.
+    async with (
+        fakes.FakeProvider("openai", api_key=KEYS["PK"]) as a,
+        fakes.FakeProvider("anthropic") as b,
+    ):
         a.behave(fakes.ok("ready"))
         b.behave(fakes.ok("ready"))
 
@@ -79,8 +83,6 @@ async def test_chain_test_break_primary_shows_the_failover(tmp_path: Path) -> No
         code, out = await fleet("chain", "test", "--config", str(path), env=KEYS)
         assert code == 0, out
         assert "primary" in out and "answered by primary" in out
-        # The fake primary rejects the broken key like a real provider would.
-        a.behave(fakes.status(401, {"error": {"message": "Incorrect API key"}}))
         code, out = await fleet(
             "chain",
             "test",
@@ -91,8 +93,45 @@ async def test_chain_test_break_primary_shows_the_failover(tmp_path: Path) -> No
         )
         assert code == 0, out
         assert "answered by backup" in out and "bad_key" in out
+        assert (
+            "primary: bad_key (key rejected), last error class bad_key, cooldown left 1h 00m" in out
+        )
         assert "pk-secret-1" not in out and "sk-broken" not in out  # keys are never printed
         assert a.headers[-1]["authorization"] == "Bearer sk-broken-on-purpose"
+
+
+async def test_chain_test_reports_each_providers_error_class_and_cooldown(
+    tmp_path: Path,
+) -> None:
+    async with (
+        fakes.FakeProvider("openai") as broke,
+        fakes.FakeProvider("anthropic") as busy,
+        fakes.FakeProvider("openai") as fine,
+    ):
+        broke.behave(fakes.openai_insufficient_quota())
+        busy.behave(fakes.anthropic_rate_limit_error(retry_after="40"))
+        fine.behave(fakes.ok("ready"))
+        providers = [
+            {"provider": "broke", "model": "m-1", "base_url": broke.base_url, "api_key_env": "PK"},
+            {
+                "provider": "busy",
+                "kind": "anthropic",
+                "model": "m-2",
+                "base_url": busy.origin,
+                "api_key_env": "BK",
+            },
+            {"provider": "fine", "model": "m-3", "base_url": fine.base_url},
+        ]
+        path = write_config(tmp_path, providers)
+        code, out = await fleet("chain", "test", "--config", str(path), env=KEYS)
+    assert code == 0, out
+    rows = {line.split()[0]: line for line in out.splitlines() if line[:1].isalpha()}
+    assert "FAILED" in rows["broke"] and "billing (out of credit" in rows["broke"]
+    assert rows["broke"].rstrip().endswith("6h 00m")  # billing_cooldown_s: 21600 by default
+    assert "rate_limited (rate limited)" in rows["busy"] and rows["busy"].rstrip().endswith("40s")
+    assert "ok" in rows["fine"] and rows["fine"].rstrip().endswith("-")
+    assert "answered by fine" in out
+    assert "broke: billing (out of credit (quota exhausted)), last error class billing" in out
 
 
 async def test_safety_test_grades_and_gates_models(tmp_path: Path) -> None:
