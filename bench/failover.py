@@ -2,7 +2,9 @@
 
 Prints, for a primary that (a) refuses connections, (b) answers 401, (c) answers 429 and
 (d) hangs, the extra time over a healthy primary; and how many of 1000 consecutive
-requests reach a dead primary (cooldowns should keep it to one or two).
+requests reach a dead primary (cooldowns should keep it to one or two), and how many
+requests, one every 10 s of (simulated) time for almost 3 hours, reach a primary that is out
+of credit (the billing cooldown should keep it to one; a 30 s cooldown would let ~330 in).
 
     .venv/bin/python bench/failover.py
 """
@@ -13,8 +15,11 @@ import asyncio
 import logging
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # fleettest
 
 import fleettest.models_fake as fakes
 from fleetcore.models.chain import FallbackChain
@@ -46,7 +51,7 @@ async def first_answer_ms(primary_url: str, backup: fakes.FakeProvider) -> float
 
 
 async def main() -> None:
-    logging.getLogger("agents").setLevel(logging.ERROR)  # failures are the point here
+    logging.getLogger("fleetcore.models").setLevel(logging.CRITICAL)  # failures are the point here
     os.environ.setdefault("BENCH_KEY", "bench")
     async with (
         fakes.FakeProvider() as healthy,
@@ -86,6 +91,25 @@ async def main() -> None:
         reached = chain.metrics["requests:primary"]
         await chain.aclose()
         print(f"1000 consecutive requests: {reached} reached the dead primary (target <= 3)")
+
+        broken.behave(fakes.openai_insufficient_quota())
+        now = [0.0]
+        chain = FallbackChain(
+            [prov("primary", broken.base_url), prov("backup", backup.base_url)],
+            CFG,
+            SOUL,
+            primary="primary",
+            clock=lambda: now[0],
+        )
+        for _ in range(1000):
+            await chain.complete(ASK)
+            now[0] += 10
+        reached = chain.metrics["requests:primary"]
+        await chain.aclose()
+        print(
+            f"1000 requests over {now[0] / 3600:.1f} h: {reached} reached the out-of-credit "
+            f"primary (billing cooldown {CFG.billing_cooldown_s / 3600:.0f} h; target 1)"
+        )
 
 
 if __name__ == "__main__":
