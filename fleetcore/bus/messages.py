@@ -29,6 +29,7 @@ from typing import Annotated, Any, Self
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -123,9 +124,23 @@ Version = Annotated[StrictInt, Field(ge=1)]
 Count = Annotated[StrictInt, Field(ge=0)]
 
 
-def _token(value: str, what: str) -> str:
-    check_token(value, what)  # its ValueError becomes part of the BadMessage
-    return value
+def _token(what: str) -> AfterValidator:
+    # check_token's ValueError becomes part of the BadMessage.
+    return AfterValidator(lambda value: check_token(value, what))
+
+
+def _check_repo(repo: str) -> str:
+    owner, sep, name = repo.partition("/")
+    if not sep or not owner or not name or "/" in name:
+        raise ValueError(f"repo must be owner/name, not {repo!r}")
+    return repo
+
+
+BurnId = Annotated[StrictStr, _token("burn id")]
+ProjectName = Annotated[StrictStr, _token("project")]
+TierName = Annotated[StrictStr, _token("tier")]
+Repo = Annotated[StrictStr, AfterValidator(_check_repo)]
+AgentName = Annotated[StrictStr, AfterValidator(agent_key)]
 
 
 def _describe(kind: str, exc: ValidationError) -> str:
@@ -190,22 +205,12 @@ class Task(_Message):
 
     version: Version = TASK_VERSION
     task_id: StrictStr
-    burn_id: StrictStr
-    project: StrictStr
-    repo: StrictStr
+    burn_id: BurnId
+    project: ProjectName
+    repo: Repo
     issue_number: StrictInt = Field(gt=0)
-    tier: StrictStr
+    tier: TierName
     created_at: Time
-
-    @field_validator("burn_id", "project", "tier")
-    @classmethod
-    def _tokens(cls, value: str, info: ValidationInfo) -> str:
-        return _token(value, str(info.field_name).replace("_", " "))
-
-    @field_validator("repo")
-    @classmethod
-    def _repo(cls, value: str) -> str:
-        return _check_repo(value)
 
     @model_validator(mode="after")
     def _derived_id(self) -> Self:
@@ -240,13 +245,13 @@ class Result(_Message):
 
     version: Version = RESULT_VERSION
     task_id: StrictStr
-    burn_id: StrictStr
-    project: StrictStr
-    repo: StrictStr
+    burn_id: BurnId
+    project: ProjectName
+    repo: Repo
     issue_number: StrictInt
     outcome: Outcome
     reason: Reason
-    wolf: StrictStr
+    wolf: AgentName
     detail: StrictStr = ""
     # Set only for a crisis: how serious the safety screen judged it.
     crisis_level: CrisisLevel | None = None
@@ -278,21 +283,6 @@ class Result(_Message):
         if isinstance(value, str) and value not in CrisisLevel.__members__.values():
             return CrisisLevel.CRISIS  # a newer, finer level is still a crisis
         return value
-
-    @field_validator("burn_id", "project")
-    @classmethod
-    def _tokens(cls, value: str, info: ValidationInfo) -> str:
-        return _token(value, str(info.field_name).replace("_", " "))
-
-    @field_validator("repo")
-    @classmethod
-    def _repo(cls, value: str) -> str:
-        return _check_repo(value)
-
-    @field_validator("wolf")
-    @classmethod
-    def _wolf(cls, value: str) -> str:
-        return agent_key(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -346,8 +336,8 @@ class AgentRecord(_Message):
     """A wolf's registry entry: rewritten at every heartbeat, gone when they stop."""
 
     version: Version = AGENT_RECORD_VERSION
-    name: StrictStr
-    tier: StrictStr
+    name: AgentName
+    tier: TierName
     model: StrictStr
     current_task: StrictStr | None = None
     done: Count = 0
@@ -355,23 +345,6 @@ class AgentRecord(_Message):
     skipped: Count = 0
     started_at: Time
     heartbeat_at: Time
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return agent_key(value)
-
-    @field_validator("tier")
-    @classmethod
-    def _tier(cls, value: str) -> str:
-        return _token(value, "tier")
-
-
-def _check_repo(repo: str) -> str:
-    owner, sep, name = repo.partition("/")
-    if not sep or not owner or not name or "/" in name:
-        raise ValueError(f"repo must be owner/name, not {repo!r}")
-    return repo
 
 
 async def publish_task(js: JetStreamContext, task: Task) -> PubAck:
