@@ -1,23 +1,29 @@
-"""Matrix canonical JSON and Ed25519 signatures over it.
+"""Matrix canonical JSON and Ed25519 signatures over it, through `canonicaljson`/`signedjson`.
 
-Written on the standard library and pynacl rather than `canonicaljson`/`signedjson` so the bot
-does not take a runtime dependency on Synapse's helper packages; the tests cross-check the
-result against an independent hand-built encoding (and signedjson, which Synapse brings).
+The encoding and the signing are the libraries Synapse itself signs with (Matrix.org's own
+packages), so our signatures and Synapse's checks cannot drift apart. Two things stay here:
 
-Spec (appendices, "Signing JSON"): the signed form is the object without `signatures` and
-`unsigned`; after signing, both come back, with the new signature added next to the existing
-ones. Keys are sorted by code point, no insignificant whitespace, UTF-8 without escapes, and
-only integers in the interoperable range (floats are not canonical JSON).
+- `canonicaljson` 2.0 encodes floats and integers outside [-(2**53)+1, (2**53)-1], which the
+  spec forbids (appendices, "Canonical JSON"); `_check` refuses them, so we never sign what
+  another implementation could encode differently, and an object carrying them never
+  verifies;
+- `signedjson.sign.sign_json` signs in place and wants keys carrying `alg`/`version`; the
+  wrappers keep our inputs untouched and take a plain key id, and `verify_signature` turns
+  every failure into False, whatever a server sent.
+
+Base64 is the spec's unpadded standard alphabet; decoding is strict (`unpaddedbase64`
+decodes the URL-safe alphabet too and skips characters that are not base64 at all).
 """
 
 from __future__ import annotations
 
 import base64
 import copy
-import json
 from typing import Any
 
-from nacl.exceptions import BadSignatureError
+import signedjson.key
+import signedjson.sign
+from canonicaljson import encode_canonical_json
 from nacl.signing import SigningKey, VerifyKey
 
 _MAX_INT = 2**53 - 1
@@ -64,15 +70,11 @@ def _check(value: Any) -> None:
 def canonical_json(value: Any) -> bytes:
     """Matrix canonical JSON as UTF-8 bytes."""
     _check(value)
-    # Python's sort_keys compares str by code point, which is what the spec asks for.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    return encode_canonical_json(value)
 
 
-def signable_bytes(obj: dict[str, Any]) -> bytes:
-    """The bytes a signature covers: the object without `signatures` and `unsigned`."""
-    return canonical_json({k: v for k, v in obj.items() if k not in ("signatures", "unsigned")})
+def _signed_part(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in obj.items() if k not in ("signatures", "unsigned")}
 
 
 def key_id_for(public_key: bytes | VerifyKey) -> str:
@@ -89,11 +91,14 @@ def sign_json(
     obj: dict[str, Any], user_id: str, key_id: str, signing_key: SigningKey
 ) -> dict[str, Any]:
     """A signed copy of `obj`; the input is not modified and earlier signatures are kept."""
-    signature = signing_key.sign(signable_bytes(obj)).signature
-    out = copy.deepcopy(obj)
-    sigs = out.setdefault("signatures", {})
-    sigs.setdefault(user_id, {})[key_id] = unpadded_b64encode(signature)
-    return out
+    _check(_signed_part(obj))
+    algorithm, _, version = key_id.partition(":")
+    # signedjson names the key by the `alg:version` it carries: a fresh key object, so the
+    # caller's key is never mutated.
+    key = signedjson.key.decode_signing_key_base64(
+        algorithm, version, unpadded_b64encode(bytes(signing_key))
+    )
+    return signedjson.sign.sign_json(copy.deepcopy(obj), user_id, key)
 
 
 def verify_signature(obj: dict[str, Any], user_id: str, key_id: str, public_key: str) -> bool:
@@ -103,14 +108,11 @@ def verify_signature(obj: dict[str, Any], user_id: str, key_id: str, public_key:
     object simply does not verify.
     """
     try:
-        sig_b64 = obj["signatures"][user_id][key_id]
-        if not isinstance(sig_b64, str):
+        if not isinstance(obj["signatures"][user_id][key_id], str):
             return False
-        signature = unpadded_b64decode(sig_b64)
-        verify_key = VerifyKey(unpadded_b64decode(public_key))
-        verify_key.verify(signable_bytes(obj), signature)
-    except (KeyError, TypeError, ValueError, BadSignatureError, CanonicalJsonError):
-        return False
-    except Exception:  # nacl raises its own ValueError subclasses, but be total here
+        _check(_signed_part(obj))
+        verify_key = signedjson.key.decode_verify_key_bytes(key_id, unpadded_b64decode(public_key))
+        signedjson.sign.verify_signed_json(obj, user_id, verify_key)
+    except Exception:  # SignatureVerifyException, KeyError, TypeError, ValueError, nacl's own
         return False
     return True

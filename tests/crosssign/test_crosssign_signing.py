@@ -147,3 +147,17 @@ def test_fingerprint_groups_of_four() -> None:
     keys = CrossSigningKeys.generate(USER)
     assert keys.fingerprint.replace(" ", "") == keys.master_public
     assert all(len(g) == 4 for g in keys.fingerprint.split()[:-1])
+
+
+def test_floats_are_never_signed_and_never_verify() -> None:
+    key = SigningKey.generate()
+    kid = key_id_for(key.verify_key)
+    with pytest.raises(CanonicalJsonError):
+        sign_json({"user_id": USER, "weight": 0.5}, USER, kid, key)
+    # canonicaljson itself would encode the float, so a signature over it can exist; we
+    # still refuse it (another implementation may encode the float differently).
+    versioned = signedjson.key.decode_signing_key_base64(
+        "ed25519", kid.split(":", 1)[1], unpadded_b64encode(bytes(key))
+    )
+    signed = signedjson.sign.sign_json({"user_id": USER, "weight": 0.5}, USER, versioned)
+    assert not verify_signature(signed, USER, kid, unpadded_b64encode(bytes(key.verify_key)))
