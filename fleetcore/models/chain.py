@@ -311,6 +311,7 @@ class FallbackChain:
             reason = h.reason[:160]
             if h.state == "billing":
                 words = h.words or "billing problem"
+                reason = reason.removeprefix(f"{words}: ")  # the provider's own words follow
                 lines.append(
                     f"- {h.name} ({h.model}): {words.upper()}: a person must act "
                     f"({billing_hint(words)}); out of the chain until {until}: {reason}"

@@ -46,7 +46,7 @@ async def chain_test(cfg: FleetConfig, break_primary: bool) -> int:
     try:
         print(
             f"{'provider':<16} {'model':<28} {'status':<8} {'latency':>9}  "
-            f"{'last error class':<36} cooldown left"
+            f"{'last error class':<42} cooldown left"
         )
         details = []
         for name in chain.names:
@@ -62,7 +62,7 @@ async def chain_test(cfg: FleetConfig, break_primary: bool) -> int:
             left = _left(next(h.cooldown_left_s for h in chain.health() if h.name == name))
             print(
                 f"{name:<16} {model:<28} {status:<8} {ms:>7.0f}ms  "
-                f"{_error_class(chain, name):<36} {left}"
+                f"{_error_class(chain, name):<42} {left}"
             )
         for line in details:
             print(line)
