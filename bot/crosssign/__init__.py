@@ -6,8 +6,9 @@ signed by their owner's identity (MSC4153), so the fleet brings its own: signed 
 
 - `signing`: canonical JSON, sign and verify (pure; thin wrappers over signedjson).
 - `keys`: the bot's three private keys, kept 0600 next to its store.
-- `verify`: signature checks, identity-TOFU decisions, pins, and applying them to nio (pure
-  apart from the pin file and nio's own trust store).
+- `verify`: signature checks, identity-TOFU decisions and pins (pure apart from the pin
+  file); `bot.matrix.trust` turns them into device trust in nio.
+- `operators`: the latest keys query per operator, asked per device (`OperatorTrust`).
 - `api`: upload keys, sign our device, query keys, `ensure_identity` (network).
 - `cli`: `fleet bot identity`.
 """

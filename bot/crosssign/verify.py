@@ -6,7 +6,8 @@ the master key must sign). A changed master key is never trusted silently: it is
 stays untrusted until an operator confirms it (`!trust @user:server`). Unsigned devices are
 untrusted unless `allow_unsigned_devices` is set (for clients without cross-signing).
 
-Everything here is pure except the pin file and, in `apply_trust`, nio's own trust store.
+Everything here is pure except the pin file. What a decision does to nio's trust store, and
+the policy around it, is `bot.matrix.trust`.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from bot.crosssign.keys import fingerprint
 from bot.crosssign.signing import verify_signature
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 __all__ = [
     "IdentityPins",
     "TrustDecision",
-    "apply_trust",
     "cross_signing_key",
     "decide",
     "device_is_cross_signed",
@@ -319,83 +319,3 @@ def decide(
         master_key=master,
         pinned_key=pinned,
     )
-
-
-# -- applying decisions to nio ------------------------------------------------------------
-
-
-class _Device(Protocol):
-    user_id: str
-    id: str
-    ed25519: str
-
-
-class _TrustState(Protocol):
-    def is_device_verified(self, device: Any) -> bool: ...
-    def is_device_blacklisted(self, device: Any) -> bool: ...
-    def is_device_ignored(self, device: Any) -> bool: ...
-
-
-class _TrustClient(Protocol):
-    """The part of nio's AsyncClient this needs (kept narrow for fakes)."""
-
-    @property
-    def olm(self) -> _TrustState | None: ...
-    def verify_device(self, device: Any) -> bool: ...
-    def unverify_device(self, device: Any) -> bool: ...
-    def blacklist_device(self, device: Any) -> bool: ...
-    def unblacklist_device(self, device: Any) -> bool: ...
-    def unignore_device(self, device: Any) -> bool: ...
-
-
-@dataclass
-class TrustChanges:
-    trusted: list[tuple[str, str]] = field(default_factory=list)
-    distrusted: list[tuple[str, str]] = field(default_factory=list)
-
-
-# nio's DefaultStore keeps trust in known_hosts-like lists that append a duplicate on every
-# add and drop one copy per remove: blacklisting twice and unblacklisting once leaves the
-# device blacklisted. So only ever add a state the device lacks, and clear states in a loop.
-_MAX_COPIES = 64
-
-
-def _clear(check: Any, clear: Any, device: Any) -> None:
-    for _ in range(_MAX_COPIES):
-        if not check(device):
-            return
-        clear(device)
-    raise RuntimeError(f"nio trust store will not clear a state of device {device.id}")
-
-
-def apply_trust(
-    client: _TrustClient, decisions: Iterable[tuple[_Device, TrustDecision]]
-) -> TrustChanges:
-    """Make nio's trust store say exactly what the decisions say.
-
-    Trusted -> verified (and nothing else); untrusted -> blacklisted (and nothing else), never
-    "ignored": nio shares room keys with ignored devices. nio's state-change methods
-    invalidate the outbound Megolm session of every room the device's user is in, so a device
-    that loses trust cannot read anything sent after this call. Send with
-    `ignore_unverified_devices=False` (nio's default) so a device nobody decided yet makes nio
-    raise OlmUnverifiedDeviceError instead of silently getting the key.
-    """
-    olm = client.olm
-    if olm is None:
-        raise RuntimeError("nio client has no loaded crypto store")
-    changes = TrustChanges()
-    for device, decision in decisions:
-        key = (device.user_id, device.id)
-        if decision.trusted:
-            _clear(olm.is_device_blacklisted, client.unblacklist_device, device)
-            _clear(olm.is_device_ignored, client.unignore_device, device)
-            if not olm.is_device_verified(device):
-                client.verify_device(device)
-                changes.trusted.append(key)
-        else:
-            _clear(olm.is_device_verified, client.unverify_device, device)
-            _clear(olm.is_device_ignored, client.unignore_device, device)
-            if not olm.is_device_blacklisted(device):
-                client.blacklist_device(device)
-                changes.distrusted.append(key)
-    return changes

@@ -13,9 +13,9 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from nio import (
     AsyncClient,
@@ -36,10 +36,9 @@ from nio import (
     SyncResponse,
     WhoamiResponse,
 )
-from nio.crypto import OlmDevice
 
 from bot.matrix.state import BotState, Session, load_session, save_session
-from bot.matrix.trust import DeviceFacts, DeviceVerdict, decide_device, fingerprint
+from bot.matrix.trust import IdentityTrust, sender_device, trust_pass
 from bot.pipeline.decrypt import from_event
 from bot.pipeline.message import Incoming, Reply, Undecryptable
 from fleetcore.config import FleetConfig
@@ -52,16 +51,6 @@ MessageSink = Callable[[Incoming], None]
 UndecryptableSink = Callable[[Undecryptable], None]
 # Called with (user_id, device_id, fingerprint) when an operator shows a new trusted device.
 NewDeviceHandler = Callable[[str, str, str], Awaitable[None]]
-
-
-class IdentityTrust(Protocol):
-    """Identity-level trust (cross-signing): `(user_id, device) -> trusted?`, None = unknown."""
-
-    def __call__(self, user_id: str, device: OlmDevice) -> bool | None: ...
-
-    async def refresh(self, user_ids: Iterable[str]) -> object: ...
-
-    def take_announcements(self) -> list[str]: ...
 
 
 class MatrixError(RuntimeError):
@@ -329,39 +318,26 @@ class MatrixShell:
     # -- trust ---------------------------------------------------------------------------
 
     def resolve_device(self, user_id: str, sender_key: str | None) -> tuple[str | None, bool]:
-        if sender_key is None:
-            return None, False
-        for device in self.nio.device_store.active_user_devices(user_id):
-            if device.curve25519 == sender_key:
-                olm = self.nio.olm
-                assert olm is not None
-                return device.id, olm.is_device_verified(device) and not olm.is_device_blacklisted(
-                    device
-                )
-        return None, False
+        return sender_device(self.nio, user_id, sender_key)
 
     async def apply_trust(self) -> None:
         """Decide every known device of every room member before anything is encrypted.
 
-        Announcements of new operator devices are queued, not sent here: this runs inside
-        the send path, which must not re-enter itself.
+        The one trust path (`bot.matrix.trust.trust_pass`): identity, policy, nio's store,
+        each change logged with the reason that decided it. Announcements of new operator
+        devices are queued, not sent here: this runs inside the send path, which must not
+        re-enter itself.
         """
-        client = self.nio
-        policy = self.cfg.matrix.trust.policy.value
-        users: set[str] = set()
-        for room in client.rooms.values():
-            users.update(room.users)
-        # Our own other devices are dead stores of earlier installs: they get no keys.
-        for device in client.device_store.active_user_devices(client.user_id):
-            if device.id != client.device_id and not client.olm.is_device_blacklisted(device):
-                client.blacklist_device(device)
-        users.discard(client.user_id)
-        for user_id in users:
-            # Devices seen on the first pass for a user are first sight, not news.
-            known_before = self.state.has_devices_of(user_id)
-            for device in client.device_store.active_user_devices(user_id):
-                if self._decide(user_id, device, policy) and known_before:
-                    self._announcements.append((user_id, device.id, fingerprint(device.ed25519)))
+        done = trust_pass(
+            self.nio,
+            self.state,
+            self.operators,
+            self.cfg.matrix.trust.policy,
+            self.identity_trust,
+        )
+        if done.identity_stale:
+            self._identity_stale = True  # a device the last keys query did not know
+        self._announcements += [(n.user_id, n.device_id, n.fingerprint) for n in done.new_devices]
 
     async def _flush_announcements(self) -> None:
         pending, self._announcements = self._announcements, []
@@ -372,40 +348,6 @@ class MatrixShell:
         if self.identity_trust is not None and self.on_identity_notice is not None:
             for notice in self.identity_trust.take_announcements():
                 await self.on_identity_notice(notice)
-
-    def _decide(self, user_id: str, device: OlmDevice, policy: str) -> bool:
-        """Apply the policy to one device; True when a device became trusted for the first time."""
-        client = self.nio
-        olm = client.olm
-        assert olm is not None
-        crossed = None
-        if user_id in self.operators and self.identity_trust is not None:
-            crossed = self.identity_trust(user_id, device)
-            if crossed is None:
-                self._identity_stale = True  # a device the last query did not know
-        facts = DeviceFacts(user_id, device.id, device.ed25519, user_id in self.operators, crossed)
-        decision = decide_device(facts, policy)
-        if decision.verdict is DeviceVerdict.TRUST:
-            # nio's default store keeps trust states as lists: clear every copy.
-            while olm.is_device_blacklisted(device):
-                client.unblacklist_device(device)
-            if olm.is_device_verified(device):
-                return False
-            client.verify_device(device)
-            log.info(
-                "device_trusted",
-                extra=fields(user=user_id, device=device.id, reason=decision.reason),
-            )
-            return self.state.remember_device(user_id, device.id, device.ed25519)
-        while olm.is_device_verified(device):
-            client.unverify_device(device)
-        if not olm.is_device_blacklisted(device):
-            client.blacklist_device(device)
-            log.info(
-                "device_distrusted",
-                extra=fields(user=user_id, device=device.id, reason=decision.reason),
-            )
-        return False
 
     # -- sending -------------------------------------------------------------------------
 

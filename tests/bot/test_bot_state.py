@@ -2,7 +2,6 @@ import stat
 from pathlib import Path
 
 from bot.matrix.state import BotState, Session, load_session, save_session
-from bot.matrix.trust import DeviceFacts, DeviceVerdict, decide_device
 
 
 def test_session_roundtrip_is_private(tmp_path: Path) -> None:
@@ -35,15 +34,3 @@ def test_new_device_detection(tmp_path: Path) -> None:
     assert state.remember_device("@op:x", "D1", "k1")
     assert not state.remember_device("@op:x", "D1", "k1")
     assert state.has_devices_of("@op:x")
-
-
-def test_device_decisions() -> None:
-    def facts(op: bool, crossed: bool | None = None) -> DeviceFacts:
-        return DeviceFacts("@u:x", "D", "key", op, crossed)
-
-    assert decide_device(facts(False), "tofu").verdict is DeviceVerdict.DISTRUST
-    assert decide_device(facts(True), "tofu").verdict is DeviceVerdict.TRUST
-    assert decide_device(facts(True), "identity-tofu").verdict is DeviceVerdict.DISTRUST
-    assert decide_device(facts(True, True), "identity-tofu").verdict is DeviceVerdict.TRUST
-    assert decide_device(facts(True, False), "verified-only").verdict is DeviceVerdict.DISTRUST
-    assert decide_device(facts(False, True), "identity-tofu").verdict is DeviceVerdict.DISTRUST

@@ -29,7 +29,8 @@ from bot.crosssign.api import (
 from bot.crosssign.cli import identity_report
 from bot.crosssign.keys import CrossSigningKeys
 from bot.crosssign.operators import OperatorTrust
-from bot.crosssign.verify import IdentityPins, apply_trust
+from bot.crosssign.verify import IdentityPins
+from bot.matrix.trust import apply_trust
 from fleet.local.operator import OperatorClient
 
 pytestmark = pytest.mark.e2e

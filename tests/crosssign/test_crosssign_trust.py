@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,20 +11,22 @@ from typing import Any
 
 import pytest
 from nacl.signing import SigningKey
-from nio import AsyncClient, AsyncClientConfig
+from nio import AsyncClient, AsyncClientConfig, MatrixRoom
 from nio.crypto import OlmDevice
 from nio.store import DefaultStore, SqliteStore
 
-from bot.crosssign.keys import CrossSigningKeys
+from bot.crosssign.keys import CrossSigningKeys, fingerprint
 from bot.crosssign.signing import sign_json, unpadded_b64encode
 from bot.crosssign.verify import (
     IdentityPins,
     TrustDecision,
-    apply_trust,
     decide,
     device_is_cross_signed,
     verify_signed_json,
 )
+from bot.matrix.state import BotState
+from bot.matrix.trust import NewDevice, apply_trust, decide_device, trust_pass
+from fleetcore.config import TrustPolicy
 
 OP = "@op:example.org"
 
@@ -231,4 +234,103 @@ async def test_apply_trust_on_real_nio_stores(tmp_path: Path, store: type) -> No
             assert olm.is_device_blacklisted(dev) is (not verified)
             assert not olm.is_device_ignored(dev)
     finally:
+        await nio.close()
+
+
+# -- the policy and the pass the running bot makes (bot.matrix.trust) ----------------------
+
+SIGNED = TrustDecision(True, "signed by the user's pinned cross-signing identity")
+UNSIGNED_ALLOWED = TrustDecision(
+    True, "not cross-signed; unsigned devices allowed by configuration"
+)
+
+
+def test_policy_keeps_the_reason_that_decided() -> None:
+    assert decide_device(False, TrustPolicy.TOFU, None) == TrustDecision(False, "not an operator")
+    assert decide_device(False, TrustPolicy.IDENTITY_TOFU, SIGNED).reason == "not an operator"
+    tofu = decide_device(True, TrustPolicy.TOFU, None)
+    assert tofu.trusted and "first use" in tofu.reason
+    unknown = decide_device(True, TrustPolicy.IDENTITY_TOFU, None)
+    assert not unknown.trusted and "no cross-signing data" in unknown.reason
+    for policy in (TrustPolicy.IDENTITY_TOFU, TrustPolicy.VERIFIED_ONLY):
+        assert decide_device(True, policy, UNSIGNED_ALLOWED) is UNSIGNED_ALLOWED
+        assert decide_device(True, policy, SIGNED) is SIGNED
+
+
+@dataclass
+class FixedIdentity:
+    """An `IdentityTrust` with set answers (None: the last keys query did not see it)."""
+
+    answers: dict[str, TrustDecision | None]
+
+    def decide_device(self, user_id: str, device: Any) -> TrustDecision | None:
+        return self.answers.get(device.id)
+
+    async def refresh(self, user_ids: Any) -> object:
+        return None
+
+    def take_announcements(self) -> list[str]:
+        return []
+
+
+def reasons(caplog: pytest.LogCaptureFixture) -> dict[tuple[str, str], tuple[str, str]]:
+    """(user, device) -> (event, reason) of each trust change logged."""
+    out = {}
+    for record in caplog.records:
+        f = getattr(record, "fields", {})
+        if record.getMessage() in ("device_trusted", "device_distrusted"):
+            out[(f["user"], f["device"])] = (record.getMessage(), f["reason"])
+    return out
+
+
+async def test_trust_pass_logs_the_true_reason_of_every_decision(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    nio = offline_nio(tmp_path / "nio", SqliteStore)
+    state = BotState(tmp_path / "bot.db")
+    stranger = "@eve:example.org"
+    try:
+        room = MatrixRoom("!r:example.org", "@bot:example.org", encrypted=True)
+        for user in ("@bot:example.org", OP, stranger):
+            room.add_member(user, None, None)
+        nio.rooms[room.room_id] = room
+        devices = {
+            name: olm_device(user, name)
+            for user, name in ((OP, "LAPTOP"), (OP, "PHONE"), (OP, "NEW"), (stranger, "EVE"))
+        }
+        old_own = olm_device("@bot:example.org", "OLDINSTALL")
+        for dev in [*devices.values(), old_own]:
+            nio.device_store.add(dev)
+            nio.store.save_device_keys({dev.user_id: {dev.id: dev}})
+        identity = FixedIdentity({"LAPTOP": UNSIGNED_ALLOWED, "PHONE": SIGNED, "NEW": None})
+        caplog.set_level(logging.INFO, logger="bot.matrix.trust")
+
+        done = trust_pass(nio, state, {OP}, TrustPolicy.IDENTITY_TOFU, identity)
+        assert reasons(caplog) == {
+            # Allowed by configuration, not "signed by the operator's pinned identity".
+            (OP, "LAPTOP"): ("device_trusted", UNSIGNED_ALLOWED.reason),
+            (OP, "PHONE"): ("device_trusted", SIGNED.reason),
+            (OP, "NEW"): ("device_distrusted", "no cross-signing data for this device yet"),
+            (stranger, "EVE"): ("device_distrusted", "not an operator"),
+        }
+        assert done.identity_stale  # NEW: refresh identities before the next pass
+        assert done.new_devices == []  # first sight of the operator is not news
+        assert nio.olm is not None and nio.olm.is_device_blacklisted(old_own)
+
+        # The keys query now knows NEW: trusted, and news (we knew this operator already).
+        identity.answers["NEW"] = SIGNED
+        caplog.clear()
+        again = trust_pass(nio, state, {OP}, TrustPolicy.IDENTITY_TOFU, identity)
+        assert reasons(caplog) == {(OP, "NEW"): ("device_trusted", SIGNED.reason)}
+        assert not again.identity_stale
+        assert again.new_devices == [
+            NewDevice(OP, "NEW", fingerprint(devices["NEW"].ed25519), SIGNED.reason)
+        ]
+        # A device the caller is handling itself is left alone.
+        identity.answers["PHONE"] = TrustDecision(False, "cross-signing identity changed")
+        skipped = trust_pass(nio, state, {OP}, TrustPolicy.IDENTITY_TOFU, identity, {(OP, "PHONE")})
+        assert skipped.changes.distrusted == []
+        assert nio.olm.is_device_verified(devices["PHONE"])
+    finally:
+        state.close()
         await nio.close()
