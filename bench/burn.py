@@ -27,6 +27,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -35,6 +36,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # fleettest
 
 import httpx
 
