@@ -1,90 +1,74 @@
-"""Crisis detector quality on the labelled dev set.
+"""Crisis detector quality on a labelled set (default: the blind set).
 
-Prints recall on crisis rows and false-positive rate on safe rows, overall and per `kind`;
-the gray slices (hyperbole, meta-quoted, third-party-support) separately; and the headline
-FPR on dev-chat + benign-violent-word + prevention-discussion. `--verbose` lists the indices
-(never the texts) of misclassified rows.
+The same figures as `fleet safety eval FILE` (recall per crisis kind, FPR per safe kind, the
+gray kinds apart, the level each slice lands in; "flagged" = level concern or above), then
+the issue's targets checked against them. `--verbose` lists the row numbers (never the
+texts) of missed crisis rows and false alarms.
 
-    .venv/bin/python bench/crisis_quality.py [--data PATH] [--verbose]
+    .venv/bin/python bench/crisis_quality.py [FILE.jsonl] [--verbose]
+
+Default FILE: tools/safety/blind/crisis-blind-v1.jsonl. The blind set measures; it never
+decides a rule, a row or a threshold (when it has, write a fresh one).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fleetcore.safety import screen  # noqa: E402
+from fleetcore.safety.cli import format_report  # noqa: E402
+from fleetcore.safety.evaluate import Rate, RowsError, evaluate, load_rows  # noqa: E402
 
-GRAY = ("hyperbole", "meta-quoted", "third-party-support")
-HEADLINE = ("dev-chat", "benign-violent-word", "prevention-discussion")
-TARGETS = {"recall": 0.98, "recall_kind": 0.95, "fpr": 0.02, "fpr_devchat": 0.01}
-
-
-def evaluate(rows: list[dict[str, str]]) -> dict[str, object]:
-    by_kind: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    wrong: list[int] = []
-    for i, row in enumerate(rows):
-        flagged = screen(row["text"]).is_crisis
-        key = (row["label"], row["kind"])
-        by_kind[key][0] += int(flagged)
-        by_kind[key][1] += 1
-        if flagged != (row["label"] == "crisis"):
-            wrong.append(i)
-    return {"by_kind": dict(by_kind), "wrong": wrong}
+DEFAULT = REPO / "tools" / "safety" / "blind" / "crisis-blind-v1.jsonl"
+# Issue 11's targets: overall recall, recall in every crisis kind, FPR on safe rows (the
+# gray kinds apart), FPR on developer chat.
+TARGETS = {"recall": 0.95, "recall_kind": 0.90, "fpr": 0.03, "fpr_devchat": 0.01}
+DEV_CHAT_KINDS = ("dev-chat", "ops-dev")
 
 
-def _rate(pairs: list[list[int]]) -> tuple[float, int, int]:
-    hit = sum(p[0] for p in pairs)
-    n = sum(p[1] for p in pairs)
-    return (hit / n if n else 0.0), hit, n
+def _check(name: str, rate: Rate, ok: bool, target: str) -> str:
+    value = "-" if rate.value is None else f"{rate.value:.3f}"
+    return f"  {'ok  ' if ok else 'MISS'}  {name:34} {value:>6}  target {target}"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "crisis" / "dev.jsonl")
-    ap.add_argument("--verbose", action="store_true", help="list misclassified row indices")
+    ap.add_argument("file", nargs="?", type=Path, default=DEFAULT, help="labelled JSON lines")
+    ap.add_argument("--verbose", action="store_true", help="list missed / false-alarm rows")
     args = ap.parse_args(argv)
-    rows = [
-        json.loads(line)
-        for line in args.data.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
-    res = evaluate(rows)
-    by_kind: dict[tuple[str, str], list[int]] = res["by_kind"]  # type: ignore[assignment]
+    try:
+        rows = load_rows(args.file)
+    except RowsError as exc:
+        print(f"{exc.source}: cannot evaluate", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
+    report = evaluate(rows)
+    print(format_report(report, str(args.file), rows_hint="--verbose"))
 
-    crisis = [v for (label, _), v in by_kind.items() if label == "crisis"]
-    safe = [v for (label, _), v in by_kind.items() if label == "safe"]
-    r, rh, rn = _rate(crisis)
-    f, fh, fn = _rate(safe)
-    print(f"rows: {len(rows)} ({rn} crisis, {fn} safe)")
-    print(f"recall (crisis rows)      {r:.3f}  ({rh}/{rn})   target >= {TARGETS['recall']}")
-    print(f"FPR (all safe rows)       {f:.3f}  ({fh}/{fn})   target <= {TARGETS['fpr']}")
-    hl, hh, hn = _rate([v for (lb, k), v in by_kind.items() if lb == "safe" and k in HEADLINE])
-    print(f"FPR headline ({' + '.join(HEADLINE)})  {hl:.3f}  ({hh}/{hn})")
-    print("\nrecall per crisis kind:")
-    for (label, kind), (hit, n) in sorted(by_kind.items()):
-        if label == "crisis":
-            print(f"  {kind:24} {hit / n:.3f}  ({hit}/{n})")
-    print("\nFPR per safe kind:")
-    for (label, kind), (hit, n) in sorted(by_kind.items()):
-        if label == "safe" and kind not in GRAY:
-            note = f"   target <= {TARGETS['fpr_devchat']}" if kind == "dev-chat" else ""
-            print(f"  {kind:24} {hit / n:.3f}  ({hit}/{n}){note}")
-    print("\ngray slices (reported separately; a gentle note is defensible):")
-    for (label, kind), (hit, n) in sorted(by_kind.items()):
-        if label == "safe" and kind in GRAY:
-            print(f"  {kind:24} {hit / n:.3f}  ({hit}/{n})")
-    wrong: list[int] = res["wrong"]  # type: ignore[assignment]
-    print(f"\nmisclassified rows: {len(wrong)}")
+    print("\ntargets (issue 11)")
+    r = report.recall
+    print(_check("recall", r, (r.value or 0) >= TARGETS["recall"], f">= {TARGETS['recall']}"))
+    for s in report.crisis:
+        ok = (s.rate.value or 0) >= TARGETS["recall_kind"]
+        print(_check(f"recall {s.kind}", s.rate, ok, f">= {TARGETS['recall_kind']}"))
+    f = report.fpr_headline
+    print(
+        _check(
+            "FPR (safe, gray apart)", f, (f.value or 0) <= TARGETS["fpr"], f"<= {TARGETS['fpr']}"
+        )
+    )
+    for s in report.safe:
+        if s.kind in DEV_CHAT_KINDS:
+            ok = (s.rate.value or 0) <= TARGETS["fpr_devchat"]
+            print(_check(f"FPR {s.kind}", s.rate, ok, f"<= {TARGETS['fpr_devchat']}"))
     if args.verbose:
-        for i in wrong:
-            print(f"  row {i}: label={rows[i]['label']} kind={rows[i]['kind']}")
+        print(f"\nmissed crisis rows: {', '.join(map(str, report.missed)) or 'none'}")
+        print(f"false alarms: {', '.join(map(str, report.false_alarms)) or 'none'}")
     return 0
 
 

@@ -98,6 +98,12 @@ def cmd_safety_screen(args: argparse.Namespace) -> int:
     return screen_main(["--plain"] if args.plain else [])
 
 
+def cmd_safety_eval(args: argparse.Namespace) -> int:
+    from fleetcore.safety.cli import eval_main
+
+    return eval_main(args.file, as_json=args.json)
+
+
 def cmd_safety_test(args: argparse.Namespace) -> int:
     from fleetcore.safety.modelgate import safety_test_main
 
@@ -165,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     safety_sub = safety.add_subparsers(dest="safety_command", required=True)
     scr = add("screen", cmd_safety_screen, "screen JSON lines from stdin", safety_sub)
     scr.add_argument("--plain", action="store_true", help="read plain text lines")
+    ev = add(
+        "eval",
+        cmd_safety_eval,
+        "recall and false-positive rate per kind on a labelled JSON-lines file",
+        safety_sub,
+    )
+    ev.add_argument("file", type=Path, help='rows {"text", "label": crisis|safe, "kind"}')
+    ev.add_argument("--json", action="store_true", help="print the report as JSON")
 
     st = with_config(add("safety-test", cmd_safety_test, "run safety tests against models"))
     group = st.add_mutually_exclusive_group()
