@@ -28,7 +28,9 @@ from fleetcore.safety.protocol import SafetyConfig
 from fleetcore.secrets import SecretRef
 
 USER_ID_RE = re.compile(r"^@[!-9;-~]+:[A-Za-z0-9.\-]+(:\d+)?$")
-ROOM_RE = re.compile(r"^[!#][^:\s]+:[A-Za-z0-9.\-]+(:\d+)?$")
+# A room alias `#name:server`, or a room ID: `!opaque:server`, or from room version 12 on
+# (as Synapse now makes them) `!` and the create event's hash, with no server part.
+ROOM_RE = re.compile(r"^(?:#[^:\s]+:[A-Za-z0-9.\-]+(:\d+)?|![^:\s]+(?::[A-Za-z0-9.\-]+(:\d+)?)?)$")
 
 
 class _Section(BaseModel):
@@ -124,7 +126,7 @@ class FleetConfig(_Section):
     @classmethod
     def _room(cls, value: str | None) -> str | None:
         if value is not None and not ROOM_RE.match(value):
-            raise ValueError("not a room ID or alias (expected !id:server or #alias:server)")
+            raise ValueError("not a room ID or alias (expected !id, !id:server or #alias:server)")
         return value
 
     @model_validator(mode="after")

@@ -154,3 +154,11 @@ def test_gitea_secrets_are_checked_by_where_they_live(monkeypatch: pytest.Monkey
     }
     paths = [p.path for p in check_secrets(parse_config(data))]
     assert paths == ["gitea.token", "gitea.webhook.secret"]
+
+
+def test_operators_room_takes_ids_of_every_room_version_and_aliases() -> None:
+    # Room version 12 (Synapse's default now) IDs have no server part.
+    for room in ("!8IzR_xAo4jaV2o9jxBpOVGp1BZx-qqXMtbh1ZAkc4Ic", "!abc:localhost", "#ops:hs"):
+        assert parse_config({**minimal(), "operators_room": room}).operators_room == room
+    for bad in ("ops", "#ops", "!a b:hs"):
+        assert any("operators_room" in p for p in problems({**minimal(), "operators_room": bad}))
