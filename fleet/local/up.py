@@ -22,6 +22,7 @@ import yaml
 
 from fleet.local.botrunner import BotRunner
 from fleet.local.nats import NatsServer
+from fleet.local.opsroom import ensure_operators_room
 from fleet.local.synapse import Account, SynapseServer
 from fleetcore.config import FleetConfig, load_config
 from fleetcore.proc import ServerStartError, free_port
@@ -67,6 +68,8 @@ class LocalFleet:
         self.new_accounts = False
         # Extra config (the demo adds its fake model provider).
         self.extra_config: dict[str, Any] = {}
+        # The private room for crisis alerts (fleet/local/opsroom.py).
+        self.operators_room: str | None = None
 
     def _ports(self) -> dict[str, int]:
         if self.ports_path.exists():
@@ -93,6 +96,14 @@ class LocalFleet:
             await self.nats.start()
             await self.synapse.start()
             await self._accounts()
+            op = self.accounts["operator"]
+            self.operators_room = await ensure_operators_room(
+                self.synapse.url,
+                op.user_id,
+                op.password,
+                self.accounts["bot"].user_id,
+                self.state_dir,
+            )
             await self._sandbox_forge()
             self.webhook_port = ports["webhook"]
             self._write_config()
@@ -162,6 +173,7 @@ class LocalFleet:
                 "trust": {"policy": "identity-tofu", "allow_unsigned_devices": True},
             },
             "operators": [self.accounts["operator"].user_id],
+            **({"operators_room": self.operators_room} if self.operators_room else {}),
             "gitea": {
                 "url": self.forge.url,
                 "token": {"file": str(self.state_dir / "gitea-token")},
@@ -208,6 +220,7 @@ class LocalFleet:
             lines.append(f"  Operator password: stored in {self.accounts_path}")
         lines += [
             f"  Bot: {self.accounts['bot'].user_id}: create a room and invite it, then type !help",
+            "  Crisis alerts go to the private room 'Fleet operators' (already joined).",
             "  Sandbox forge (an in-memory Gitea, forgotten on exit): "
             + (self.forge.url if self.forge else "-"),
             f"      try: !project add sandbox {'/'.join(SANDBOX_REPO)}",
