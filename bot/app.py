@@ -11,7 +11,6 @@ import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from pathlib import Path
 
 from bot.burn.service import BurnService
 from bot.burn.store import BurnStore
@@ -22,7 +21,7 @@ from bot.crosssign.api import ensure_identity
 from bot.crosssign.operators import OperatorTrust
 from bot.crosssign.verify import IdentityPins
 from bot.forge.area import ForgeArea
-from bot.holds import HoldStore
+from bot.holds import HoldStore, holds_path
 from bot.matrix.client import MatrixShell
 from bot.matrix.state import BotState
 from bot.pipeline import Pipeline
@@ -52,14 +51,12 @@ class BotApp:
         self.state = BotState(cfg.bot_dir / "bot.db")
         self.matrix = MatrixShell(cfg, self.state)
         self.soul = Soul.load(cfg.soul)
-        self.holds = HoldStore(
-            Path(cfg.safety.holds_db) if cfg.safety.holds_db else cfg.bot_dir / "holds.db"
-        )
+        self.holds = HoldStore(holds_path(cfg))
         self.services = BotServices(config=cfg, soul=self.soul, matrix=self.matrix)
         self.registry = CommandRegistry()
         builtin.register(self.registry)
         review.register(self.registry, self.holds)
-        self.reporter = Reporter(self.matrix.send, cfg.operators_room)
+        self.reporter = Reporter(self.matrix.send, cfg.operators_room, self.matrix.send_reaching)
         self.metrics = Metrics()
         self.rooms = RoomWorkers(max_concurrent=MAX_CONCURRENT_ROOMS)
         self._screening = ThreadPoolExecutor(max_workers=2, thread_name_prefix="screen")

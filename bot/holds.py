@@ -2,7 +2,8 @@
 
 A hold must survive restarts (the person is still at risk after a deploy), so it lives on
 disk with WAL journaling; the file is created 0600 because it says who was in crisis.
-Only `clear` (an operator's `!review clear`) ends a hold; nothing a user sends does.
+Only `clear` ends a hold (another operator's `!review clear`, or `fleet review clear` at
+the machine); nothing a user sends does.
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ import json
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleetcore.db import open_private_db
+
+if TYPE_CHECKING:
+    from fleetcore.config import FleetConfig
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS holds (
@@ -49,6 +55,13 @@ class Hold:
     created_at: float
     updated_at: float
     events: int
+
+
+def holds_path(cfg: FleetConfig) -> Path:
+    """Where the bot keeps its holds: `safety.holds_db`, else `<state_dir>/bot/holds.db`."""
+    if cfg.safety.holds_db:
+        return Path(cfg.safety.holds_db).expanduser()
+    return cfg.bot_dir / "holds.db"
 
 
 class HoldStore:
@@ -142,3 +155,17 @@ def _hold(row: tuple[object, ...]) -> Hold:
         updated_at=float(updated),  # type: ignore[arg-type]
         events=int(events),  # type: ignore[call-overload]
     )
+
+
+def describe_holds(rows: list[Hold]) -> str:
+    """The hold list as `!review list` and `fleet review list` show it (never any text)."""
+    if not rows:
+        return "No one is on hold."
+    lines = [f"{len(rows)} on hold:"]
+    for h in rows:
+        when = datetime.fromtimestamp(h.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        lines.append(
+            f"- {h.user_id}: {h.level} since {when} in {h.room_id} "
+            f"({', '.join(h.reasons) or 'no reason codes'})"
+        )
+    return "\n".join(lines)

@@ -104,6 +104,13 @@ def cmd_safety_eval(args: argparse.Namespace) -> int:
     return eval_main(args.file, as_json=args.json)
 
 
+def cmd_review(args: argparse.Namespace) -> int:
+    from fleet.review import review_main
+
+    cfg = _load(args.config)
+    return review_main(cfg, args.review_command, getattr(args, "user", None))
+
+
 def cmd_safety_test(args: argparse.Namespace) -> int:
     from fleetcore.safety.modelgate import safety_test_main
 
@@ -179,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("file", type=Path, help='rows {"text", "label": crisis|safe, "kind"}')
     ev.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    review = add("review", lambda a: 2, "crisis holds in the bot's state (at the machine)")
+    review_sub = review.add_subparsers(dest="review_command", required=True)
+    with_config(add("list", cmd_review, "list who is on hold", review_sub))
+    rc = with_config(add("clear", cmd_review, "lift a hold after a human checked in", review_sub))
+    rc.add_argument("user", help="the held user, e.g. @sam:example.org")
 
     st = with_config(add("safety-test", cmd_safety_test, "run safety tests against models"))
     group = st.add_mutually_exclusive_group()

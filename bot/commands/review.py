@@ -1,16 +1,27 @@
-"""`!review`: operators look at and lift crisis holds. Only a human lifts a hold."""
+"""`!review`: operators look at and lift crisis holds. Only a human lifts a hold.
+
+`!review` is a fleet control a held person can still run (the guard lets it through), so a
+hold never locks the fleet out; but an operator cannot lift their own hold from a room:
+another operator does, or, with a single operator, someone at the machine runs
+`fleet review clear @user`.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from bot.commands import CommandContext, CommandRegistry, UsageError
-from bot.holds import HoldStore
+from bot.holds import HoldStore, describe_holds
 from fleetcore.config import USER_ID_RE
 from fleetcore.log import fields
 
 log = logging.getLogger(__name__)
+
+OWN_HOLD = (
+    "You can't lift your own hold from a room. Another operator can, with "
+    "`!review clear {user}`; or someone at the bot's machine can run "
+    "`fleet review clear {user}`."
+)
 
 
 def register(registry: CommandRegistry, holds: HoldStore) -> None:
@@ -22,21 +33,14 @@ def register(registry: CommandRegistry, holds: HoldStore) -> None:
     async def _review(ctx: CommandContext) -> str:
         args = ctx.cmd.args()
         if not args or args[0] == "list":
-            rows = holds.list()
-            if not rows:
-                return "No one is on hold."
-            lines = [f"{len(rows)} on hold:"]
-            for h in rows:
-                when = datetime.fromtimestamp(h.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-                lines.append(
-                    f"- {h.user_id}: {h.level} since {when} in {h.room_id} "
-                    f"({', '.join(h.reasons) or 'no reason codes'})"
-                )
-            return "\n".join(lines)
+            return describe_holds(holds.list())
         if args[0] == "clear":
             if len(args) != 2 or not USER_ID_RE.match(args[1]):
                 raise UsageError("Give the user to clear, e.g. `!review clear @sam:example.org`.")
             user = args[1]
+            if user == ctx.msg.sender and holds.is_held(user):
+                log.info("hold_self_clear_refused", extra=fields(user=user))
+                return OWN_HOLD.format(user=user)
             if not holds.clear(user, by=ctx.msg.sender):
                 return f"{user} is not on hold."
             log.info("hold_cleared", extra=fields(user=user, by=ctx.msg.sender))

@@ -32,6 +32,7 @@ from nio import (
     RoomMessageText,
     RoomSendError,
     RoomSendResponse,
+    ShareGroupSessionResponse,
     SyncError,
     SyncResponse,
     WhoamiResponse,
@@ -91,6 +92,9 @@ class MatrixShell:
         self._crypto_lock = asyncio.Lock()
         self._room_locks: dict[str, asyncio.Lock] = {}
         self._announcements: list[tuple[str, str, str]] = []
+        # Devices whose blacklisting `send_reaching` has lifted for one crisis reply: trust
+        # housekeeping leaves them alone until it puts the blacklist back itself.
+        self._reaching: set[tuple[str, str]] = set()
 
     # -- login ---------------------------------------------------------------------------
 
@@ -334,6 +338,8 @@ class MatrixShell:
             self.operators,
             self.cfg.matrix.trust.policy,
             self.identity_trust,
+            # Mid crisis reply: `send_reaching` restores these devices' blacklist itself.
+            skip=self._reaching,
         )
         if done.identity_stale:
             self._identity_stale = True  # a device the last keys query did not know
@@ -352,13 +358,105 @@ class MatrixShell:
     # -- sending -------------------------------------------------------------------------
 
     async def send(self, reply: Reply, txn_id: str | None = None) -> str | None:
-        content: dict[str, Any] = {"msgtype": "m.notice", "body": reply.text}
-        if reply.html is not None:
-            content["format"] = "org.matrix.custom.html"
-            content["formatted_body"] = reply.html
-        if reply.in_reply_to:
-            content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply.in_reply_to}}
-        return await self.send_content(reply.room_id, content, txn_id)
+        return await self.send_content(reply.room_id, reply_content(reply), txn_id)
+
+    async def send_reaching(self, reply: Reply, txn_id: str | None = None) -> str | None:
+        """Send the crisis reply so `reply.reach_user` can read it, whatever their trust.
+
+        Why: the trust policy blacklists every device it does not trust, so an ordinary send
+        never gives a non-operator's device the room key, and a person in crisis who is not
+        an operator would get a reply their client cannot decrypt. Megolm cannot add readers
+        for one message inside a session (whoever holds a session's key reads every later
+        message in it), so this one reply gets a Megolm session of its own:
+
+        1. rotate the room's outbound session (`Olm.rotate_outbound_group_session`): the
+           reply starts a session no earlier or later message uses;
+        2. lift the blacklist on the writer's devices for this send only (`ignore_device`:
+           they get keys but are not marked verified) and `share_group_session`: the new
+           session goes to the room's devices that are not blacklisted, that is the
+           writer's and those the policy already trusts (the operators'); every other
+           member's devices stay blacklisted and get nothing;
+        3. `room_send` the reply: the session is shared, so nio only encrypts with it;
+        4. rotate again and blacklist the writer's devices again, so the room's next
+           message starts a fresh session shared by the policy alone.
+
+        The room lock keeps this room's other sends out of the one-off session; the crypto
+        lock keeps every other key share (in any room) from seeing the lifted blacklist,
+        and trust housekeeping on the sync loop skips the devices in `_reaching` meanwhile.
+        Public nio API only. Rejected: `room_send(ignore_unverified_devices=True)` (nio
+        skips blacklisted devices, and it would leave the writer in the room's session for
+        good); a to-device message (clients do not show it in the room); lifting the
+        blacklist for the room's ordinary session (the writer would read what follows).
+
+        When the policy already trusts every device of the writer (an operator), this is an
+        ordinary send. Only the guard's crisis reply comes this way.
+        """
+        writer = reply.reach_user
+        room = self.nio.rooms.get(reply.room_id)
+        if writer is None or room is None or not room.encrypted or self.nio.olm is None:
+            return await self.send(reply, txn_id)
+        room_id, content = reply.room_id, reply_content(reply)
+        async with self._room_locks.setdefault(room_id, asyncio.Lock()):
+            for _ in range(3):
+                try:
+                    await self._prepare_room(room_id)
+                    async with self._crypto_lock:
+                        resp = await self._one_off_send(room_id, writer, content, txn_id)
+                except OlmUnverifiedDeviceError:
+                    async with self._crypto_lock:
+                        await self.apply_trust()
+                    continue
+                if isinstance(resp, RoomSendResponse):
+                    return str(resp.event_id)
+                log.warning("send_failed", extra=fields(room=room_id, error=resp.message))
+                return None
+        log.error("send_gave_up", extra=fields(room=room_id))
+        return None
+
+    async def _one_off_send(
+        self, room_id: str, writer: str, content: dict[str, Any], txn_id: str | None
+    ) -> RoomSendResponse | RoomSendError:
+        """Steps 1-4 of `send_reaching`; the caller holds the room lock and the crypto lock."""
+        client = self.nio
+        olm = client.olm
+        assert olm is not None
+        await self.apply_trust()  # decide what appeared since the room was prepared
+        lifted = [
+            d
+            for d in client.device_store.active_user_devices(writer)
+            if olm.is_device_blacklisted(d)
+        ]
+        if not lifted:
+            return await client.room_send(room_id, "m.room.message", content, tx_id=txn_id)
+        self._reaching = {(writer, d.id) for d in lifted}
+        olm.rotate_outbound_group_session(room_id)
+        try:
+            for device in lifted:
+                while olm.is_device_blacklisted(device):
+                    client.unblacklist_device(device)
+                client.ignore_device(device)
+            shared = await client.share_group_session(room_id)
+            reached = (
+                sorted(d for u, d in shared.users_shared_with if u == writer)
+                if isinstance(shared, ShareGroupSessionResponse)
+                else []
+            )
+            resp = await client.room_send(room_id, "m.room.message", content, tx_id=txn_id)
+        finally:
+            olm.rotate_outbound_group_session(room_id)
+            for device in lifted:
+                client.blacklist_device(device)
+            self._reaching = set()
+        log.info(
+            "crisis_reply_one_off_session",
+            extra=fields(room=room_id, user=writer, devices=len(lifted), reached=len(reached)),
+        )
+        if not reached:
+            log.warning(
+                "crisis_reply_unreached",
+                extra=fields(room=room_id, user=writer, devices=len(lifted)),
+            )
+        return resp
 
     async def edit(
         self, room_id: str, event_id: str, text: str, txn_id: str | None = None
@@ -443,3 +541,14 @@ class MatrixShell:
 
     def homeserver_name(self) -> str:
         return self.cfg.matrix.user_id.split(":", 1)[1]
+
+
+def reply_content(reply: Reply) -> dict[str, Any]:
+    """A reply as `m.room.message` content: an `m.notice`, threaded to what it answers."""
+    content: dict[str, Any] = {"msgtype": "m.notice", "body": reply.text}
+    if reply.html is not None:
+        content["format"] = "org.matrix.custom.html"
+        content["formatted_body"] = reply.html
+    if reply.in_reply_to:
+        content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply.in_reply_to}}
+    return content

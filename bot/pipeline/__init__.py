@@ -84,12 +84,12 @@ class Pipeline:
     async def _guard(self, msg: Incoming, t0: float) -> GuardResult:
         """Stage 2, never queued behind other work: a crisis is answered from here."""
         guarded = await self.guard.check(msg)
-        if not guarded.passed:
-            for reply in guarded.replies:
+        for reply in guarded.replies:  # the crisis or hold reply, or a concern check-in
+            if not guarded.passed:
                 self._mark(t0)
-                await self.reporter.reply(reply)
-            if guarded.alert is not None:
-                await self.reporter.alert_operators(guarded.alert, msg.room_id, msg.event_id)
+            await self.reporter.reply(reply)
+        if guarded.alert is not None:
+            await self.reporter.alert_operators(guarded.alert, msg.room_id, msg.event_id)
         return guarded
 
     async def _route(
@@ -97,7 +97,8 @@ class Pipeline:
     ) -> None:
         try:
             guarded = await guarded_task
-            if guarded.passed:
+            # An edit is screened (above) but never run again as a command or chat.
+            if guarded.passed and not msg.is_edit:
                 await self._after_guard(msg, guarded, t0)
         except asyncio.CancelledError:
             raise  # drained at shutdown: not done, the next start takes it up again
@@ -145,6 +146,8 @@ class Pipeline:
         if msg.is_direct:
             return True
         own = self.services.matrix.nio.user_id
+        if own in msg.mentions:  # mentioned, or a reply to one of the bot's messages
+            return True
         return own in msg.body or own.split(":")[0][1:] in msg.body.lower()
 
     async def handle_undecryptable(self, event: Undecryptable) -> None:

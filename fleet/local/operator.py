@@ -156,15 +156,16 @@ class OperatorClient:
         await self.wait_for(lambda: user_id in self.members.get(room_id, set()), timeout)
 
     async def send_text(self, room_id: str, text: str) -> str:
+        return await self.send_content(room_id, {"msgtype": "m.text", "body": text})
+
+    async def send_content(self, room_id: str, content: dict[str, Any]) -> str:
+        """Any `m.room.message` content (a reply with its fallback, an edit...)."""
         # An operator's own client trusts the bot like Element's default does (shares keys
         # with unverified devices); the bot's trust decisions are the ones under test.
         if self.client.should_query_keys:
             await self.client.keys_query()
         resp = await self.client.room_send(
-            room_id,
-            "m.room.message",
-            {"msgtype": "m.text", "body": text},
-            ignore_unverified_devices=True,
+            room_id, "m.room.message", content, ignore_unverified_devices=True
         )
         if not isinstance(resp, RoomSendResponse):
             raise RuntimeError(f"send failed: {resp}")

@@ -77,9 +77,24 @@ def hold_reply(cfg: SafetyConfig) -> str:
     """For a held person's later messages: kind, short, the lines again, nothing routed."""
     return (
         "I'm still here with you, and a human operator has been told and will check in. "
-        "Until then I've paused my usual commands and chat. If you're not safe right now, "
+        "Until then I've paused chat and the commands that pass on what you write. "
+        "If you're not safe right now, "
         "please reach out:\n"
         f"{_bullets(cfg)}"
+    )
+
+
+def concern_reply(cfg: SafetyConfig) -> str:
+    """A gentle check-in for a `concern` message: no hold, no alert, nothing paused.
+
+    Concern is a weak signal (despair, hyperbole): it is often a figure of speech, so the
+    note asks rather than assumes, says nothing was stopped, and still gives the lines.
+    """
+    return (
+        "Checking in, just in case: that sounded heavy. If things are hard right now, I'm "
+        "here, and you can talk to someone any time, free and confidential:\n"
+        f"{_bullets(cfg)}\n\n"
+        "If it was just a figure of speech, no worries: nothing was paused."
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from fleet.local.botrunner import BotRunner
 from fleet.local.operator import OperatorClient
+from fleet.local.opsroom import ensure_operators_room
 from fleetcore.config import FleetConfig, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,7 +75,10 @@ async def fleet_factory(synapse: Any, tmp_path: Path) -> AsyncIterator[FleetFact
     """Build a running bot plus clients; `trust` and extra config keys are per test."""
     made: list[Fleet] = []
 
-    async def make(trust: dict[str, Any] | None = None, **extra: Any) -> Fleet:
+    async def make(
+        trust: dict[str, Any] | None = None, ops_room: bool = False, **extra: Any
+    ) -> Fleet:
+        """`ops_room=True`: an operators' room made the way `fleet up` makes it."""
         n = next(_counter)
         tmp = tmp_path / f"fleet{n}"
         tmp.mkdir()
@@ -82,6 +86,10 @@ async def fleet_factory(synapse: Any, tmp_path: Path) -> AsyncIterator[FleetFact
         op = await synapse.register(f"op{n}")
         op2 = await synapse.register(f"optwo{n}")
         out = await synapse.register(f"outsider{n}")
+        if ops_room:
+            extra["operators_room"] = await ensure_operators_room(
+                synapse.url, op.user_id, op.password, bot.user_id, tmp
+            )
         cfg = bot_config(
             tmp, synapse.url, bot.user_id, bot.password, [op.user_id, op2.user_id], trust, **extra
         )

@@ -32,14 +32,16 @@ async def test_crisis_message_is_answered_held_and_never_executed(fleet, caplog)
     assert fleet.operator.user_id in alert[0].body
     assert "kill myself" not in alert[0].body and "tonight" not in alert[0].body
 
-    # Held: a command from the held sender is not routed, it gets the lines again.
-    held = await fleet.operator.ask(room, "!ping")
-    assert held.body != "pong" and "988" in held.body
+    # Held: what the held sender writes is not routed, it gets the lines again; fleet
+    # controls without free text still work.
+    held = await fleet.operator.ask(room, "are you there?")
+    assert "988" in held.body
+    assert (await fleet.operator.ask(room, "!ping")).body == "pong"
 
     # The hold survives a restart.
     await fleet.runner.restart()
-    held_again = await fleet.operator.ask(room, "!ping")
-    assert held_again.body != "pong" and "988" in held_again.body
+    held_again = await fleet.operator.ask(room, "!pnig")
+    assert "Unknown command" not in held_again.body and "988" in held_again.body
 
     # Logs never held the text: the bot's holds database has no trace of it either.
     holds_db = fleet.cfg.bot_dir / "holds.db"
@@ -62,10 +64,12 @@ async def test_review_clear_lifts_a_hold(fleet) -> None:  # type: ignore[no-unty
         await fleet.operator.ask(room, "i want to end my life")
         listing = await reviewer.ask(room, "!review list")
         assert fleet.operator.user_id in listing.body
+        held = await fleet.operator.ask(room, "!pnig")
+        assert "988" in held.body
         cleared = await reviewer.ask(room, f"!review clear {fleet.operator.user_id}")
         assert "lifted" in cleared.body
-        pong = await fleet.operator.ask(room, "!ping")
-        assert pong.body == "pong"
+        routed = await fleet.operator.ask(room, "!pnig")
+        assert "Unknown command" in routed.body
     finally:
         await reviewer.close()
 
@@ -73,7 +77,9 @@ async def test_review_clear_lifts_a_hold(fleet) -> None:  # type: ignore[no-unty
 async def test_violent_dev_words_are_handled_normally(fleet) -> None:  # type: ignore[no-untyped-def]
     room = await fleet.operator.create_encrypted_room("ops", [fleet.bot_user])
     await fleet.operator.wait_joined(room, fleet.bot_user)
+    # `!ping` takes no words: the answer is its usage line, not the crisis protocol.
     reply = await fleet.operator.ask(
         room, "!ping kill -9 the dead worker, this bug is killing me, execute the script"
     )
-    assert reply.body == "pong"
+    assert "988" not in reply.body and "Usage: `!ping`" in reply.body
+    assert (await fleet.operator.ask(room, "!ping")).body == "pong"  # and nobody is held

@@ -5,6 +5,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from bot.holds import HoldStore
 
 
@@ -53,3 +55,80 @@ def test_file_is_private_and_has_no_text(tmp_path: Path) -> None:
     assert b"@a:hs" in raw and b"method" in raw
     # The API takes no text at all, so none can be stored.
     assert "text" not in HoldStore.hold.__code__.co_varnames
+
+
+def test_describe_holds_lists_codes_never_text(tmp_path: Path) -> None:
+    from bot.holds import describe_holds
+
+    store = HoldStore(tmp_path / "h.db")
+    assert describe_holds(store.list()) == "No one is on hold."
+    store.hold("@a:hs", "!r:hs", "$e1", "imminent", ["intent", "imminent"])
+    text = describe_holds(store.list())
+    assert text.startswith("1 on hold:") and "@a:hs: imminent since" in text
+    assert "intent, imminent" in text
+    store.close()
+
+
+def _config(tmp_path: Path) -> Path:
+    import yaml
+
+    path = tmp_path / "config.yaml"
+    data = {
+        "state_dir": str(tmp_path / "state"),
+        "matrix": {
+            "homeserver": "http://127.0.0.1:8008",
+            "user_id": "@hermes:localhost",
+            "password": {"env": "UNUSED_PASSWORD"},
+        },
+        "operators": ["@alice:localhost"],
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_fleet_review_at_the_machine_lists_and_clears(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleet.cli import main
+
+    cfg = _config(tmp_path)
+    assert main(["review", "list", "--config", str(cfg)]) == 1  # no bot state yet
+    assert "no holds database" in capsys.readouterr().err
+    store = HoldStore(tmp_path / "state" / "bot" / "holds.db")  # where the bot keeps it
+    store.hold("@alice:localhost", "!r:hs", "$e1", "crisis", ["ideation"])
+
+    assert main(["review", "list", "--config", str(cfg)]) == 0
+    assert "@alice:localhost: crisis" in capsys.readouterr().out
+    assert main(["review", "clear", "not-a-user", "--config", str(cfg)]) == 2
+    capsys.readouterr()
+    assert main(["review", "clear", "@alice:localhost", "--config", str(cfg)]) == 0
+    assert "Hold lifted" in capsys.readouterr().out
+    # The bot's open store sees it at once: it reads the file for every message.
+    assert not store.is_held("@alice:localhost")
+    assert main(["review", "clear", "@alice:localhost", "--config", str(cfg)]) == 1
+    store.close()
+
+
+async def test_review_command_refuses_to_lift_your_own_hold(tmp_path: Path) -> None:
+    from bot.commands import CommandContext, CommandRegistry, review
+    from bot.pipeline.execute import execute
+    from bot.pipeline.message import Incoming
+    from bot.pipeline.parse import Command, parse
+
+    store = HoldStore(tmp_path / "h.db")
+    registry = CommandRegistry()
+    review.register(registry, store)
+    store.hold("@a:hs", "!r:hs", "$e1", "crisis", ["ideation"])
+
+    async def run(sender: str, text: str) -> str:
+        cmd = parse(text)
+        assert isinstance(cmd, Command)
+        msg = Incoming("!r:hs", "$e2", sender, 0, text, True, "DEV", True)
+        return await execute(CommandContext(msg, cmd, None), registry)  # type: ignore[arg-type]
+
+    own = await run("@a:hs", "!review clear @a:hs")
+    assert "can't lift your own hold" in own and "fleet review clear @a:hs" in own
+    assert store.is_held("@a:hs")
+    assert "Hold lifted" in await run("@b:hs", "!review clear @a:hs")
+    assert not store.is_held("@a:hs")
+    store.close()

@@ -9,6 +9,7 @@ from fleetcore.safety import Level, Verdict, screen
 from fleetcore.safety.protocol import (
     SafetyConfig,
     check_model_reply,
+    concern_reply,
     crisis_reply,
     guard_model_reply,
     hold_reply,
@@ -43,6 +44,13 @@ def test_imminent_reply_urges_emergency_first() -> None:
 def test_hold_reply_has_lines() -> None:
     text = hold_reply(CFG)
     assert "988" in text and "741741" in text and "findahelpline.com" in text
+
+
+def test_concern_check_in_is_gentle_and_pauses_nothing() -> None:
+    text = concern_reply(CFG)
+    assert "988" in text and "findahelpline.com" in text
+    assert "nothing was paused" in text and "operator" not in text
+    assert "killing yourself" not in text  # a check-in asks, it does not assume
 
 
 def test_lines_per_locale_and_config_strict() -> None:
