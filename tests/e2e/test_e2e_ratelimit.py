@@ -58,7 +58,7 @@ async def test_replies_survive_the_homeservers_429s(
         await op_client.login()
         room = await op_client.create_encrypted_room("throttled", [bot.user_id])
         await op_client.wait_joined(room, bot.user_id)
-        pings = [await op_client.send_text(room, f"!ping {i}") for i in range(10)]
+        pings = [await op_client.send_text(room, "!ping") for _ in range(10)]
         await op_client.wait_for(lambda: all(op_client.replies_to(p) for p in pings), 120)
         assert all(op_client.replies_to(p)[0].body == "pong" for p in pings)
         # nio (in the bot) reports each 429 it waited out; at least one must have happened.
