@@ -9,12 +9,19 @@ connection errors and timeouts. A POST is retried only when it certainly did not
 Gitea (the connection could not be opened) or a proxy said Gitea is away (502/503):
 retrying a POST that may have been applied would open the same issue twice. 4xx is never
 retried: the same request will be refused again.
+
+Gitea's own quirks the client absorbs: listing or commenting on an issue that does not exist
+answers 500, not 404 (Gitea 1.23), so a 500 there is followed by one GET of the issue to
+tell "deleted" (`NotFound`) from "Gitea is failing" (`GiteaUnavailable`); and label names
+are not unique (a create never fails on a clash), so `ensure_labels` looks up before it
+creates and settles on the lowest id of each name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -140,9 +147,15 @@ class GiteaClient:
         json: Any = None,
         what: str = "",
         auth: tuple[str, str] | None = None,
+        issue: tuple[str, str, int] | None = None,
+        attempts: int | None = None,
     ) -> httpx.Response:
-        attempts = self.retries + 1
+        """`issue`: the request is about that issue's comments; a 500 is then checked
+        against the issue itself (Gitea answers 500 there for a deleted issue)."""
+        attempts = self.retries + 1 if attempts is None else attempts
         last: str = ""
+        last_status: int | None = None
+        probed = False
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(self.backoff_s * (2 ** (attempt - 1)))
@@ -163,7 +176,10 @@ class GiteaClient:
                 ) from exc
             status = response.status_code
             if status >= 500:
-                last = f"Gitea answered {status}"
+                last, last_status = f"Gitea answered {status}", status
+                if status == 500 and issue is not None and not probed:
+                    probed = True
+                    await self._raise_if_issue_missing(*issue)
                 if method in _IDEMPOTENT or status in (502, 503):
                     continue
                 raise GiteaUnavailable(last, status)
@@ -171,7 +187,19 @@ class GiteaClient:
                 raise self._client_error(response, what or f"{method} {path}")
             return response
         log.warning("gitea.unavailable", extra={"path": path, "reason": last})
-        raise GiteaUnavailable(f"{last} (after {attempts} attempts)")
+        raise GiteaUnavailable(f"{last} (after {attempts} attempts)", last_status)
+
+    async def _raise_if_issue_missing(self, owner: str, repo: str, number: int) -> None:
+        """NotFound if the issue is gone; otherwise return (the 500 stands as Gitea's)."""
+        what = f"issue {owner}/{repo}#{number}"
+        try:
+            await self._request(
+                "GET", f"/repos/{owner}/{repo}/issues/{number}", what=what, attempts=1
+            )
+        except NotFound:
+            raise NotFound(f"{what} not found (deleted?)", 404) from None
+        except GiteaError:
+            return  # Gitea cannot say either: the original failure is reported
 
     @staticmethod
     def _client_error(response: httpx.Response, what: str) -> GiteaError:
@@ -250,14 +278,27 @@ class GiteaClient:
         state: str = "open",
         labels: Sequence[str] | None = None,
     ) -> AsyncIterator[Issue]:
+        """Every issue, page by page; with `labels`, those carrying every one of them.
+
+        Gitea's filter requires every label of a requested name, so where a name is carried
+        by two labels (see `ensure_labels`) it would miss issues that carry only one: such
+        names are filtered here instead.
+        """
+        wanted = list(labels or ())
+        twins: set[str] = set()
+        if wanted:
+            counts = Counter(label.name for label in await self.list_labels(owner, repo))
+            twins = {name for name in wanted if counts[name] > 1}
+        server_side = [name for name in wanted if name not in twins] or None
         page = 1
         seen = 0
         while True:
             result = await self.list_issues_page(
-                owner, repo, state=state, labels=labels, page=page, limit=MAX_LIMIT
+                owner, repo, state=state, labels=server_side, page=page, limit=MAX_LIMIT
             )
             for issue in result.items:
-                yield issue
+                if twins <= set(issue.label_names):
+                    yield issue
             seen += len(result.items)
             if not result.items or seen >= result.total:
                 return
@@ -347,23 +388,46 @@ class GiteaClient:
         return Label.of(data)
 
     async def ensure_labels(self, owner: str, repo: str, names: Sequence[str]) -> dict[str, Label]:
-        """Map names to labels, creating the missing ones (the fleet's labels appear on demand)."""
+        """Map names to labels, creating the missing ones (the fleet's labels appear on demand).
+
+        Gitea keeps no label name unique and never refuses a clash, so two writers that both
+        miss a name both create it. Look up before creating (a fresh list whenever the cache
+        lacks a name); after creating, list again and take the lowest id of each name: ids
+        only grow, so every writer settles on the same label, and duplicates that already
+        exist are handled the same way.
+        """
         key = (owner.lower(), repo.lower())
         cache = self._labels.get(key)
         wanted = list(dict.fromkeys(names))
         if cache is None or any(n not in cache for n in wanted):
-            cache = {label.name: label for label in await self.list_labels(owner, repo)}
+            cache = self._by_name(owner, repo, await self.list_labels(owner, repo))
             self._labels[key] = cache
-        for name in wanted:
-            if name not in cache:
-                try:
-                    cache[name] = await self.create_label(owner, repo, name)
-                except Invalid:
-                    # Another writer created it between our list and our create.
-                    cache.update({lb.name: lb for lb in await self.list_labels(owner, repo)})
-                    if name not in cache:
-                        raise
+        missing = [n for n in wanted if n not in cache]
+        if missing:
+            for name in missing:
+                await self.create_label(owner, repo, name)
+            cache = self._by_name(owner, repo, await self.list_labels(owner, repo))
+            self._labels[key] = cache
+            gone = [n for n in missing if n not in cache]
+            if gone:
+                raise GiteaError(f"labels {gone} vanished right after being created")
         return {name: cache[name] for name in wanted}
+
+    @staticmethod
+    def _by_name(owner: str, repo: str, labels: Iterable[Label]) -> dict[str, Label]:
+        """name -> the label of that name with the lowest id."""
+        out: dict[str, Label] = {}
+        twins: set[str] = set()
+        for label in sorted(labels, key=lambda lb: lb.id):
+            if label.name in out:
+                twins.add(label.name)
+            out.setdefault(label.name, label)
+        if twins:
+            log.warning(
+                "gitea.duplicate_labels",
+                extra={"repo": f"{owner}/{repo}", "labels": sorted(twins)},
+            )
+        return out
 
     async def add_labels(
         self, owner: str, repo: str, number: int, names: Sequence[str]
@@ -416,6 +480,7 @@ class GiteaClient:
             "GET",
             f"/repos/{owner}/{repo}/issues/{number}/comments",
             what=f"issue {owner}/{repo}#{number}",
+            issue=(owner, repo, number),
         )
         return sorted((Comment.of(d) for d in data or []), key=lambda c: c.id)
 
@@ -427,6 +492,7 @@ class GiteaClient:
             f"/repos/{owner}/{repo}/issues/{number}/comments",
             json={"body": body},
             what=f"issue {owner}/{repo}#{number}",
+            issue=(owner, repo, number),
         )
         return Comment.of(data)
 
