@@ -21,6 +21,11 @@ Swagger 2.0 is not JSON Schema, and Gitea is a Go program, so the schemas are ad
   `APIError` body; an undeclared 2xx/3xx is a violation.
 * Lists that take `page`/`limit` must carry `X-Total-Count`, and `Link` must use Gitea's
   `<url>; rel="next"` format (the swagger does not describe these headers).
+* Extensions: fields Gitea sends that its document omits (`username` on every user, from
+  `User.MarshalJSON`) are added to the definitions, typed (see `gitea_models.EXTENSIONS`).
+* Response bodies and webhook payload parts are also held to the strict models of
+  `gitea-api-client` (`gitea_models`): types, enums, and with `strict_fields` every field
+  the model and the document share (omitempty pointers aside).
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ from typing import Any, Final, Literal
 
 from jsonschema import Draft4Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
+
+from fleet.sandbox.forge import NO_BODY
+from fleettest.gitea_models import EXTENSIONS, model_problems, schema_problems
 
 Mode = Literal["request", "response"]
 
@@ -55,26 +63,6 @@ _GO_BOOLS: Final = {"1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE
 _LINK_PART: Final = re.compile(r'<([^<>]+)>; rel="(next|prev|first|last)"')
 # go-swagger's quirk: these "responses" declare the error body's fields as headers.
 _ERROR_HEADER_NAMES: Final = frozenset({"message", "url", "invalidTopics"})
-
-
-class _NoBody:
-    """Marks "no body at all", which differs from a JSON `null` body."""
-
-    _instance: _NoBody | None = None
-
-    def __new__(cls) -> _NoBody:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "NO_BODY"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-NO_BODY: Final = _NoBody()
 
 
 class SwaggerNotFoundError(FileNotFoundError):
@@ -247,7 +235,13 @@ class SwaggerValidator:
     Paths may be given with or without the `/api/v1` base path.
     """
 
-    def __init__(self, swagger_path: Path | None = None, *, strict_fields: bool = True) -> None:
+    def __init__(
+        self,
+        swagger_path: Path | None = None,
+        *,
+        strict_fields: bool = True,
+        strict_models: bool = True,
+    ) -> None:
         path = swagger_path or default_swagger_path()
         if not path.is_file():
             raise SwaggerNotFoundError(
@@ -259,9 +253,14 @@ class SwaggerValidator:
         self.doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         if self.doc.get("swagger") != "2.0":
             raise ValueError(f"{path} is not a Swagger 2.0 document")
+        for name, extra in EXTENSIONS.items():  # what Gitea sends beyond its document
+            self.doc["definitions"][name]["properties"].update(extra)
         self.base_path: str = str(self.doc.get("basePath", API_BASE)).rstrip("/")
         self.version: str = str(self.doc.get("info", {}).get("version", ""))
         self.strict_fields = strict_fields
+        # Also hold bodies to gitea-api-client's strict models (see gitea_models); with
+        # strict_fields, every field the model and the swagger share must be present.
+        self.strict_models = strict_models
         self._formats = _format_checker()
         self._templates = self._compile_templates()
         self._definitions: dict[Mode, dict[str, Any]] = {}
@@ -366,9 +365,14 @@ class SwaggerValidator:
         """Check a value against `#/definitions/<name>` (used for webhook payload parts)."""
         if name not in self.doc.get("definitions", {}):
             return [f"no definition {name!r} in the swagger"]
-        return self.validate_schema(
+        problems = self.validate_schema(
             f"def:{name}", {"$ref": f"#/definitions/{name}"}, value, mode, name
         )
+        if self.strict_models and mode == "response":
+            problems += model_problems(
+                name, value, self.doc["definitions"], complete=self.strict_fields
+            )
+        return problems
 
     def _resolve_response(self, spec: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
         ref = spec.get("$ref")
@@ -527,6 +531,16 @@ class SwaggerValidator:
                     "response",
                     label,
                 )
+                if self.strict_models:
+                    errors += [
+                        f"{label}: {p}"
+                        for p in schema_problems(
+                            spec["schema"],
+                            body,
+                            self.doc["definitions"],
+                            complete=self.strict_fields,
+                        )
+                    ]
         elif _ERROR_HEADER_NAMES & set(spec.get("headers", {})):
             errors += self._error_body(label, body, required=False)
         elif status == 204 or name == "empty":
@@ -541,9 +555,17 @@ class SwaggerValidator:
     def _error_body(self, label: str, body: Any, *, required: bool) -> list[str]:
         if body is NO_BODY:
             return [f"{label}: error responses carry a {{message, url}} body"] if required else []
-        return self.validate_schema(
+        problems = self.validate_schema(
             "def:APIError", {"$ref": "#/definitions/APIError"}, body, "response", label
         )
+        if self.strict_models:
+            problems += [
+                f"{label}: {p}"
+                for p in model_problems(
+                    "APIError", body, self.doc["definitions"], complete=self.strict_fields
+                )
+            ]
+        return problems
 
     @staticmethod
     def _list_headers(

@@ -3,6 +3,7 @@ against Gitea's own API description: a request the real Gitea would reject fails
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -166,3 +167,88 @@ async def test_admin_user_token_and_hooks(client: GiteaClient, gitea: GiteaStand
     hook = await client.create_hook("acme", "web", "http://127.0.0.1:9/webhooks/gitea", "s3cret")
     assert hook.active and {"issues", "issue_label", "issue_comment"} <= set(hook.events)
     assert [h.id for h in await client.list_hooks("acme", "web")] == [hook.id]
+
+
+async def test_a_deleted_issue_is_not_found_not_gitea_unavailable(
+    client: GiteaClient, gitea: GiteaStandin
+) -> None:
+    """Gitea answers 500 to comment requests on a missing issue; the client asks for the
+    issue itself to tell a deleted issue (NotFound) from a failing Gitea."""
+    n = gitea.add_issue("acme", "web", "soon deleted")
+    await client.create_comment("acme", "web", n, "first")
+    gitea.delete_issue("acme", "web", n)
+    with pytest.raises(NotFound, match=f"acme/web#{n} not found"):
+        await client.list_comments("acme", "web", n)
+    before = len(gitea.requests)
+    with pytest.raises(NotFound):
+        await client.create_comment("acme", "web", n, "too late")
+    assert len(gitea.requests) == before + 2  # the POST, then one GET of the issue
+
+
+async def test_a_real_500_on_comments_stays_gitea_unavailable(
+    client: GiteaClient, gitea: GiteaStandin
+) -> None:
+    n = gitea.add_issue("acme", "web", "still here")
+    gitea.fail_next(1, 500)  # the POST fails; the issue GET that follows finds the issue
+    with pytest.raises(GiteaUnavailable):
+        await client.create_comment("acme", "web", n, "x")
+    assert gitea.comments("acme", "web", n) == []
+    gitea.fail_next(4, 500)  # the 3 GETs of the comments fail, and the one probe between
+    with pytest.raises(GiteaUnavailable, match="after 3 attempts"):
+        await client.list_comments("acme", "web", n)
+    gitea.fail_next(1, 500)
+    assert await client.list_comments("acme", "web", n) == []  # a passing 500 is retried
+
+
+async def test_ensure_labels_uses_the_lowest_id_of_existing_duplicates(
+    client: GiteaClient, gitea: GiteaStandin
+) -> None:
+    first = gitea.add_label("acme", "web", "ready")
+    gitea.add_label("acme", "web", "ready")  # Gitea allows two labels of one name
+    labels = await client.ensure_labels("acme", "web", ["ready", "triaged"])
+    assert labels["ready"].id == first
+    assert [name for _, name in gitea.labels("acme", "web")].count("triaged") == 1
+    n = gitea.add_issue("acme", "web", "t")
+    await client.add_labels("acme", "web", n, ["ready"])
+    assert gitea.issue("acme", "web", n)["labels"] == ["ready"]
+
+
+async def test_ensure_labels_looks_up_before_creating_and_writers_converge(
+    client: GiteaClient, gitea: GiteaStandin
+) -> None:
+    gitea.add_label("acme", "web", "burn")  # made by someone else after nothing was cached
+    other = GiteaClient(gitea.url, gitea.token("fleet"), retries=0)
+    try:
+        assert (await client.ensure_labels("acme", "web", ["burn"]))["burn"].id == gitea.label_id(
+            "acme", "web", "burn"
+        )
+        # Two writers miss the same name at once: both create it (Gitea never refuses a
+        # clash) and both settle on the older of the two.
+        a, b = await asyncio.gather(
+            client.ensure_labels("acme", "web", ["needs-human"]),
+            other.ensure_labels("acme", "web", ["needs-human"]),
+        )
+    finally:
+        await other.aclose()
+    twins = [i for i, name in gitea.labels("acme", "web") if name == "needs-human"]
+    assert a["needs-human"].id == b["needs-human"].id == min(twins)
+    assert [name for _, name in gitea.labels("acme", "web")].count("burn") == 1
+
+
+async def test_iter_issues_with_a_duplicated_label_name_finds_either(
+    client: GiteaClient, gitea: GiteaStandin
+) -> None:
+    one = gitea.add_label("acme", "web", "burn")
+    two = gitea.add_label("acme", "web", "burn")
+    numbers = []
+    for label_ids in ([one], [two], [one, two], []):
+        n = gitea.add_issue("acme", "web", f"with {label_ids}")
+        if label_ids:
+            await client._request(
+                "PUT",
+                f"/repos/acme/web/issues/{n}/labels",
+                json={"labels": label_ids},
+            )
+        numbers.append(n)
+    found = sorted([i.number async for i in client.iter_issues("acme", "web", labels=["burn"])])
+    assert found == numbers[:3]  # Gitea's own filter would give only the one with both

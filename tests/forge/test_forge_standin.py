@@ -187,6 +187,28 @@ async def test_label_filter_is_and_and_drops_unknown_names(gitea: GiteaStandin) 
     assert gitea.violations == []
 
 
+async def test_label_filter_requires_every_label_of_a_duplicated_name(
+    gitea: GiteaStandin,
+) -> None:
+    """GetLabelIDsInRepoByNames returns both `burn` ids, and IncludedLabelIDs ANDs them."""
+    token = gitea.add_user("alice")
+    gitea.add_repo("alice", "proj")
+    async with client(gitea, token) as api:
+        ids = []
+        for _ in range(2):  # Gitea accepts a second label of the same name
+            r = await api.post("/repos/alice/proj/labels", json={"name": "burn", "color": "d93f0b"})
+            assert r.status_code == 201
+            ids.append(r.json()["id"])
+        first = gitea.add_issue("alice", "proj", "first only")
+        second = gitea.add_issue("alice", "proj", "second only")
+        both = gitea.add_issue("alice", "proj", "both")
+        for n, labels in ((first, ids[:1]), (second, ids[1:]), (both, ids)):
+            await api.put(f"/repos/alice/proj/issues/{n}/labels", json={"labels": labels})
+        r = await api.get("/repos/alice/proj/issues", params={"type": "issues", "labels": "burn"})
+        assert [i["number"] for i in r.json()] == [both]
+    assert gitea.violations == []
+
+
 async def test_create_issue_with_label_ids(gitea: GiteaStandin) -> None:
     token = gitea.add_user("alice")
     gitea.add_repo("alice", "proj")
@@ -270,9 +292,15 @@ async def test_patch_close_and_reopen(gitea: GiteaStandin) -> None:
     assert gitea.violations == []
 
 
-async def test_stale_content_version_is_409_and_changes_nothing(gitea: GiteaStandin) -> None:
+async def test_stale_content_version_is_409_at_the_body_after_the_title(
+    gitea: GiteaStandin,
+) -> None:
+    """EditIssue writes the title first; ChangeContent then refuses a stale version (409),
+    so the body, the assignees and the state after it stay as they were."""
     token = gitea.add_user("alice")
+    gitea.add_user("wolf-1")
     gitea.add_repo("alice", "proj")
+    gitea.add_collaborator("alice", "proj", "wolf-1")
     n = gitea.add_issue("alice", "proj", "title", body="v0")
     path = f"/repos/alice/proj/issues/{n}"
     async with client(gitea, token) as api:
@@ -281,13 +309,54 @@ async def test_stale_content_version_is_409_and_changes_nothing(gitea: GiteaStan
         r = await api.patch(path, json={"body": "v1", "content_version": 0})
         assert r.status_code == 201 and r.json()["content_version"] == 1
         r = await api.patch(
-            path, json={"title": "lost", "body": "v2", "state": "closed", "content_version": 0}
+            path,
+            json={
+                "title": "written first",
+                "body": "v2",
+                "assignees": ["wolf-1"],
+                "state": "closed",
+                "content_version": 0,
+            },
         )
         assert r.status_code == 409 and is_gitea_error(r.json())
+        stored = gitea.issue("alice", "proj", n)
+        assert (stored["title"], stored["body"], stored["state"]) == ("written first", "v1", "open")
+        assert stored["assignees"] == [] and stored["content_version"] == 1
         r = await api.patch(path, json={"body": "v1"})  # body without version: unchecked
         assert r.json()["content_version"] == 2
+        r = await api.patch(path, json={"title": "t2", "content_version": 0})
+        assert r.status_code == 201  # Gitea checks the version only where it writes a body
+        assert any("content_version without body" in w for w in gitea.warnings)
+    assert gitea.violations == []
+
+
+async def test_unknown_state_is_412_after_the_earlier_parts(gitea: GiteaStandin) -> None:
+    token = gitea.add_user("alice")
+    gitea.add_repo("alice", "proj")
+    n = gitea.add_issue("alice", "proj", "title", body="v0")
+    path = f"/repos/alice/proj/issues/{n}"
+    async with client(gitea, token) as api:
+        r = await api.patch(path, json={"body": "new", "state": "merged"})
+        assert r.status_code == 412 and r.json()["message"] == "unknown state: merged"
+        r = await api.patch(path, json={"state": ""})
+        assert r.status_code == 412
     stored = gitea.issue("alice", "proj", n)
-    assert (stored["title"], stored["body"], stored["state"]) == ("renamed", "v1", "open")
+    assert (stored["body"], stored["state"], stored["content_version"]) == ("new", "open", 1)
+    assert gitea.violations == []
+
+
+async def test_titles_are_cut_to_255_with_an_ellipsis(gitea: GiteaStandin) -> None:
+    token = gitea.add_user("alice")
+    gitea.add_repo("alice", "proj")
+    async with client(gitea, token) as api:
+        r = await api.post("/repos/alice/proj/issues", json={"title": "x" * 300})
+        assert r.status_code == 201
+        assert r.json()["title"] == "x" * 252 + "…"
+        n = r.json()["number"]
+        r = await api.patch(f"/repos/alice/proj/issues/{n}", json={"title": "é" * 200})
+        assert r.json()["title"] == "é" * 126 + "…"  # non-ASCII counts 2 of the 255
+        r = await api.post("/repos/alice/proj/issues", json={"title": "y" * 255})
+        assert r.json()["title"] == "y" * 255  # at the limit: whole
     assert gitea.violations == []
 
 
@@ -327,6 +396,70 @@ async def test_comment_ids_are_global_increasing_and_listed_in_order(gitea: Gite
         assert r.status_code == 422
     assert [c["body"] for c in gitea.comments("alice", "proj", a)] == ["c2", "c3"]
     assert gitea.violations == []
+
+
+async def test_comment_urls_are_web_pages_by_kind(gitea: GiteaStandin) -> None:
+    token = gitea.add_user("alice")
+    gitea.add_repo("alice", "proj")
+    n = gitea.add_issue("alice", "proj", "an issue")
+    pr = gitea.add_issue("alice", "proj", "a pull request", is_pull=True)
+    web = f"{gitea.url}/alice/proj"
+    async with client(gitea, token) as api:
+        r = await api.post(f"/repos/alice/proj/issues/{n}/comments", json={"body": "on issue"})
+        assert r.json()["issue_url"] == f"{web}/issues/{n}"
+        assert r.json()["pull_request_url"] == ""
+        r = await api.post(f"/repos/alice/proj/issues/{pr}/comments", json={"body": "on PR"})
+        assert r.json()["issue_url"] == ""
+        assert r.json()["pull_request_url"] == f"{web}/pulls/{pr}"
+        assert r.json()["html_url"] == f"{web}/pulls/{pr}#issuecomment-{r.json()['id']}"
+    assert gitea.violations == []
+
+
+async def test_comments_on_a_missing_issue_are_500_like_gitea(gitea: GiteaStandin) -> None:
+    """Gitea 1.23 does not map GetIssueByIndex's not-found error on these two routes."""
+    token = gitea.add_user("alice")
+    gitea.add_repo("alice", "proj")
+    n = gitea.add_issue("alice", "proj", "soon gone")
+    gitea.delete_issue("alice", "proj", n)
+    async with client(gitea, token) as api:
+        r = await api.get(f"/repos/alice/proj/issues/{n}/comments")
+        assert r.status_code == 500 and r.json()["message"] == ""
+        r = await api.post(f"/repos/alice/proj/issues/{n}/comments", json={"body": "x"})
+        assert r.status_code == 500 and is_gitea_error(r.json())
+        assert (await api.get(f"/repos/alice/proj/issues/{n}")).status_code == 404
+    assert gitea.violations == []
+
+
+async def test_users_carry_username_everywhere(gitea: GiteaStandin) -> None:
+    token = gitea.add_user("alice")
+    gitea.add_repo("alice", "proj")
+    async with Receiver() as receiver, client(gitea, token) as api:
+        assert (await api.get("/user")).json()["username"] == "alice"
+        await api.post(
+            "/repos/alice/proj/hooks",
+            json={
+                "type": "gitea",
+                "active": True,
+                "events": ["issues"],
+                "config": {"url": receiver.url, "content_type": "json"},
+            },
+        )
+        r = await api.post("/repos/alice/proj/issues", json={"title": "t"})
+        assert r.json()["user"]["username"] == "alice"
+        assert (await api.get("/repos/alice/proj")).json()["owner"]["username"] == "alice"
+        await gitea.deliveries_settled()
+    payload = json.loads(receiver.received[0][1])
+    assert payload["sender"]["username"] == payload["sender"]["login"] == "alice"
+    assert gitea.violations == []
+
+
+def test_the_validator_knows_username_but_not_other_inventions() -> None:
+    validator = SwaggerValidator()
+    user = {"id": 1, "login": "alice", "username": "alice"}
+    assert not [p for p in validator.validate_definition("User", user) if "username" in p]
+    bad = validator.validate_definition("User", {**user, "nickname": "al"})
+    assert any("nickname" in p for p in bad)
+    assert validator.validate_definition("User", {**user, "username": 7})  # typed
 
 
 # ---- users and tokens -------------------------------------------------------------------------
