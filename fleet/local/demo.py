@@ -2,7 +2,7 @@
 
 The operator is a second end-to-end encrypted client: the transcript is what it decrypted.
 After the basics it opens a project room on the sandbox forge, files an issue, shows a
-forge comment arriving as a notice, and runs a burn with one wolf on a fake model.
+forge comment arriving as a notice, and runs a burn with one wolf on the sandbox model.
 """
 
 from __future__ import annotations

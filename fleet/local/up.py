@@ -2,7 +2,9 @@
 
 Everything lives under one state directory (default `./.fleet/`) and is reused by the next
 run: the homeserver's database, the accounts (passwords generated once, stored 0600), the
-bot's device and keys. Ctrl-C stops every process this command started.
+bot's device and keys, and the sandbox forge's SQLite file (its issues, comments, labels and
+hooks). The ports are kept in `ports.json`. Ctrl-C stops every process this command started.
+Nothing here reads the source tree: an installed wheel runs it from any directory.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from fleet.local.botrunner import BotRunner
 from fleet.local.nats import NatsServer
 from fleet.local.opsroom import ensure_operators_room
 from fleet.local.synapse import Account, SynapseServer
+from fleet.sandbox.forge import DEFAULT_PORT as FORGE_PORT
+from fleet.sandbox.forge import SandboxForge
 from fleetcore.config import FleetConfig, load_config
 from fleetcore.proc import ServerStartError, free_port
 from fleetcore.secrets import write_private
-from fleettest.gitea_standin import GiteaStandin
+from fleetcore.soul import Soul
 
-REPO = Path(__file__).resolve().parents[2]
 BOT = "hermes"
 OPERATOR = "operator"
 SANDBOX_REPO = ("operator", "sandbox")
@@ -42,6 +45,8 @@ SANDBOX_ISSUES = (
 
 def _port_or_free(preferred: int) -> int:
     with socket.socket() as s:
+        # As the servers bind: a port whose last connections linger in TIME_WAIT is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", preferred))
         except OSError:
@@ -61,7 +66,7 @@ class LocalFleet:
         self.overlay_path = self.state_dir / "extra.yaml"
         self.synapse: SynapseServer | None = None
         self.nats: NatsServer | None = None
-        self.forge: GiteaStandin | None = None
+        self.forge: SandboxForge | None = None
         self.forge_users: dict[str, str] = {}
         self.webhook_port = 0
         self.accounts: dict[str, Account] = {}
@@ -72,20 +77,27 @@ class LocalFleet:
         self.operators_room: str | None = None
 
     def _ports(self) -> dict[str, int]:
+        """The saved ports, or the defaults; one that is taken is replaced by a free one,
+        and saved, so the next run uses the same (the forge's hooks point at the webhook)."""
+        saved: dict[str, int] = {}
         if self.ports_path.exists():
-            saved: dict[str, int] = json.loads(self.ports_path.read_text())
-            return {
-                "synapse": _port_or_free(saved["synapse"]),
-                "nats": _port_or_free(saved["nats"]),
-                "webhook": _port_or_free(saved.get("webhook", 8787)),
-            }
+            saved = json.loads(self.ports_path.read_text())
         ports = {
-            "synapse": _port_or_free(8008),
-            "nats": _port_or_free(4222),
-            "webhook": _port_or_free(8787),
+            "synapse": _port_or_free(saved.get("synapse", 8008)),
+            "nats": _port_or_free(saved.get("nats", 4222)),
+            "webhook": _port_or_free(saved.get("webhook", 8787)),
+            # The forge binds this itself and falls back to a free port if it is taken.
+            "gitea": saved.get("gitea", FORGE_PORT),
         }
-        write_private(self.ports_path, json.dumps(ports))
+        if ports != saved:
+            write_private(self.ports_path, json.dumps(ports))
         return ports
+
+    def _keep_port(self, name: str, port: int) -> None:
+        saved: dict[str, int] = json.loads(self.ports_path.read_text())
+        if saved.get(name) != port:
+            saved[name] = port
+            write_private(self.ports_path, json.dumps(saved))
 
     async def __aenter__(self) -> LocalFleet:
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -104,7 +116,7 @@ class LocalFleet:
                 self.accounts["bot"].user_id,
                 self.state_dir,
             )
-            await self._sandbox_forge()
+            await self._sandbox_forge(ports["gitea"])
             self.webhook_port = ports["webhook"]
             self._write_config()
         except BaseException:
@@ -115,6 +127,7 @@ class LocalFleet:
     async def __aexit__(self, *exc: object) -> None:
         if self.forge is not None:
             await self.forge.stop()
+            self.forge.close()
         if self.synapse is not None:
             await self.synapse.stop()
         if self.nats is not None:
@@ -137,33 +150,46 @@ class LocalFleet:
         write_private(self.state_dir / "bot-password", self.accounts["bot"].password)
         self.new_accounts = True
 
-    async def _sandbox_forge(self) -> None:
-        """An in-memory Gitea (the test stand-in) so forge commands and burns work at once.
+    async def _sandbox_forge(self, port: int) -> None:
+        """The sandbox Gitea (fleet/sandbox/forge.py), so forge commands and burns work at once.
 
-        It forgets everything when the fleet stops; point `gitea:` at a real Gitea for work
-        that must last.
+        It keeps its data in `gitea/forge.db` under the state directory and is seeded once:
+        a `fleet` admin (the bot's token), `alice` (a collaborator) and a repo with issues.
+        Point `gitea:` at a real Gitea for work that must last.
         """
-        self.forge = GiteaStandin()
+        self.forge = SandboxForge(db_path=self.state_dir / "gitea" / "forge.db", port=port)
         await self.forge.start()
-        token = self.forge.add_user("fleet", admin=True)
+        self._keep_port("gitea", self.forge.port)
         owner, repo = SANDBOX_REPO
-        self.forge.add_repo(owner, repo)
-        self.forge.add_collaborator(owner, repo, "fleet", "admin")
-        self.forge_users["alice"] = self.forge.add_user("alice")
-        self.forge.add_collaborator(owner, repo, "alice", "write")
-        for title, body in SANDBOX_ISSUES:
-            self.forge.add_issue(owner, repo, title, body)
-        write_private(self.state_dir / "gitea-token", token)
+        for login, admin in (("fleet", True), ("alice", False), (owner, False)):
+            if not self.forge.has_user(login):
+                self.forge.add_user(login, admin=admin)
+        if not self.forge.has_repo(owner, repo):
+            self.forge.add_repo(owner, repo)
+            self.forge.add_collaborator(owner, repo, "fleet", "admin")
+            self.forge.add_collaborator(owner, repo, "alice", "write")
+            for title, body in SANDBOX_ISSUES:
+                self.forge.add_issue(owner, repo, title, body)
+        self.forge_users["alice"] = self.forge.token("alice")
+        write_private(self.state_dir / "gitea-token", self.forge.token("fleet"))
         secret = self.state_dir / "webhook-secret"
         if not secret.exists():
             write_private(secret, secrets.token_urlsafe(24))
+
+    def _soul_path(self) -> Path:
+        """The packaged SOUL.md, written to the state directory the first time: edit it
+        there (or set `soul:` in extra.yaml); a later release never overwrites it."""
+        path = self.state_dir / "SOUL.md"
+        if not path.exists():
+            path.write_text(Soul.packaged().text, encoding="utf-8")
+        return path
 
     def render_config(self) -> dict[str, Any]:
         assert self.synapse is not None and self.nats is not None and self.forge is not None
         hook_url = f"http://127.0.0.1:{self.webhook_port}/webhooks/gitea"
         return {
             "state_dir": str(self.state_dir),
-            "soul": str(REPO / "SOUL.md"),
+            "soul": str(self._soul_path()),
             "matrix": {
                 "homeserver": self.synapse.url,
                 "user_id": self.accounts["bot"].user_id,
@@ -221,7 +247,8 @@ class LocalFleet:
         lines += [
             f"  Bot: {self.accounts['bot'].user_id}: create a room and invite it, then type !help",
             "  Crisis alerts go to the private room 'Fleet operators' (already joined).",
-            "  Sandbox forge (an in-memory Gitea, forgotten on exit): "
+            "  Sandbox forge (Gitea's API, kept in "
+            + f"{self.state_dir / 'gitea' / 'forge.db'}): "
             + (self.forge.url if self.forge else "-"),
             f"      try: !project add sandbox {'/'.join(SANDBOX_REPO)}",
             f"  NATS: {self.nats.url if self.nats else '-'}. Wolves need models: put `model:` "
@@ -272,14 +299,14 @@ async def _demo(fleet: LocalFleet, runner: BotRunner) -> int:
 
 
 async def _demo_with_model(state_dir: Path) -> int:
-    """The demo's wolf thinks with a fake model server that answers like a good one."""
-    from fleettest.models_fake import FakeProvider, ok, triage_reply
+    """The demo's wolf thinks with the sandbox model, which answers like a good one."""
+    from fleet.sandbox.model import MODEL_ID, SandboxModel
 
-    async with FakeProvider("openai", ok(triage_reply)) as model:
+    async with SandboxModel() as model:
         extra = {
-            "model": {"default": "demo-model", "provider": "demo"},
+            "model": {"default": MODEL_ID, "provider": "sandbox"},
             "fallback_providers": [
-                {"provider": "demo", "model": "demo-model", "base_url": model.base_url}
+                {"provider": "sandbox", "model": MODEL_ID, "base_url": model.base_url}
             ],
         }
         return await _with_fleet(state_dir, _demo, extra)

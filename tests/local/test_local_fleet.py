@@ -87,6 +87,12 @@ async def test_fleet_demo_runs_end_to_end_and_reuses_its_state(tmp_path: Path) -
     assert code == 0, out
     assert json.loads(accounts.read_text()) == first  # same accounts, same passwords
     assert "Project sandbox already has its room" in out and "Burn finished" in out
+    # The sandbox forge kept its issues, triage and hook: the next issue is #5, the burn
+    # finds only it, and the hook from the first run still delivers.
+    assert "Opened #5: Search ignores accents" in out
+    assert "done 1 · failed 0" in out and "already delivers" in out
+    ports = json.loads((state / "ports.json").read_text())
+    assert f"127.0.0.1:{ports['gitea']}/operator/sandbox/issues/5" in out
 
 
 async def test_fleet_up_prints_element_instructions_and_ctrl_c_stops_everything(
