@@ -24,7 +24,7 @@ from bot.forge.area import ForgeArea
 from bot.holds import HoldStore, holds_path
 from bot.matrix.client import MatrixShell
 from bot.matrix.state import BotState
-from bot.pipeline import Pipeline
+from bot.pipeline.flow import Pipeline
 from bot.pipeline.guard import CrisisGuard
 from bot.pipeline.message import Reply
 from bot.pipeline.report import Reporter

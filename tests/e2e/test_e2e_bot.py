@@ -8,7 +8,7 @@ import uuid
 
 import httpx
 
-from bot.pipeline import UNDECRYPTABLE_NOTICE
+from bot.pipeline.flow import UNDECRYPTABLE_NOTICE
 from bot.services import Soul
 from fleetcore import __version__
 
