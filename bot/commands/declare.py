@@ -434,26 +434,7 @@ class CommandGroup:
         raise UsageError(f"Unknown subcommand {shown(first.text)}.")
 
 
-@dataclass(frozen=True)
-class RawCommand:
-    """A command that reads `ctx.cmd` itself, with a hand-written usage line.
-
-    The adapter for a handler not yet declared with typed arguments (`!review`).
-    """
-
-    name: str
-    usage_text: str
-    summary: str
-    handler: Callable[[CommandContext], Awaitable[str]]
-
-    def usage(self) -> str:
-        return self.usage_text
-
-    def help_lines(self) -> list[str]:
-        return [f"- `{self.usage_text}`: {self.summary}"]
-
-
-Entry = CommandSpec | CommandGroup | RawCommand
+Entry = CommandSpec | CommandGroup
 
 
 class CommandRegistry:
@@ -482,19 +463,6 @@ class CommandRegistry:
         group = CommandGroup(name, summary, when_empty)
         self._claim(name, group)
         return group
-
-    def add(
-        self, name: str, usage: str, summary: str
-    ) -> Callable[[Callable[[CommandContext], Awaitable[str]]], Callable[..., Awaitable[str]]]:
-        """The adapter for a handler that parses `ctx.cmd` itself (see `RawCommand`)."""
-
-        def deco(
-            handler: Callable[[CommandContext], Awaitable[str]],
-        ) -> Callable[..., Awaitable[str]]:
-            self._claim(name, RawCommand(name, usage, summary, handler))
-            return handler
-
-        return deco
 
     def get(self, name: str) -> Entry | None:
         return self._entries.get(name)

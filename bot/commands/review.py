@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from bot.commands import CommandContext, CommandRegistry, UsageError
+from bot.commands import USER, Arg, CommandContext, CommandRegistry
 from bot.holds import HoldStore, describe_holds
-from fleetcore.config import USER_ID_RE
 from fleetcore.log import fields
 
 log = logging.getLogger(__name__)
@@ -25,24 +24,24 @@ OWN_HOLD = (
 
 
 def register(registry: CommandRegistry, holds: HoldStore) -> None:
-    @registry.add(
-        "review",
-        "!review list | !review clear @user:server",
-        "show crisis holds, or lift one after a human has checked in",
+    review = registry.group(
+        "review", "show crisis holds, or lift one after a human has checked in", when_empty="list"
     )
-    async def _review(ctx: CommandContext) -> str:
-        args = ctx.cmd.args()
-        if not args or args[0] == "list":
-            return describe_holds(holds.list())
-        if args[0] == "clear":
-            if len(args) != 2 or not USER_ID_RE.match(args[1]):
-                raise UsageError("Give the user to clear, e.g. `!review clear @sam:example.org`.")
-            user = args[1]
-            if user == ctx.msg.sender and holds.is_held(user):
-                log.info("hold_self_clear_refused", extra=fields(user=user))
-                return OWN_HOLD.format(user=user)
-            if not holds.clear(user, by=ctx.msg.sender):
-                return f"{user} is not on hold."
-            log.info("hold_cleared", extra=fields(user=user, by=ctx.msg.sender))
-            return f"Hold lifted for {user}. Their messages are routed normally again."
-        raise UsageError(f"Unknown subcommand `{args[0]}`.")
+
+    @review.command("list", "who is on hold, since when, where and why (reason codes only)")
+    async def _list(ctx: CommandContext) -> str:
+        return describe_holds(holds.list())
+
+    @review.command(
+        "clear",
+        "lift a hold after a human has checked in with the person",
+        Arg("user", USER, missing="Give the user to clear, e.g. `!review clear @sam:example.org`."),
+    )
+    async def _clear(ctx: CommandContext, user: str) -> str:
+        if user == ctx.msg.sender and holds.is_held(user):
+            log.info("hold_self_clear_refused", extra=fields(user=user))
+            return OWN_HOLD.format(user=user)
+        if not holds.clear(user, by=ctx.msg.sender):
+            return f"{user} is not on hold."
+        log.info("hold_cleared", extra=fields(user=user, by=ctx.msg.sender))
+        return f"Hold lifted for {user}. Their messages are routed normally again."

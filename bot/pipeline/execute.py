@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 
-from bot.commands import CommandContext, CommandGroup, CommandRegistry, RawCommand, UsageError
+from bot.commands import CommandContext, CommandGroup, CommandRegistry, UsageError
 from fleetcore.errors import FleetError
 from fleetcore.log import fields
 
@@ -30,8 +30,6 @@ async def execute(ctx: CommandContext, registry: CommandRegistry) -> str:
         return unknown_command_hint(ctx.cmd.name, registry)
     usage = entry.usage  # narrowed to the subcommand's once the words name one
     try:
-        if isinstance(entry, RawCommand):
-            return await entry.handler(ctx)
         if isinstance(entry, CommandGroup):
             spec, line = entry.resolve(ctx.cmd.argline)
         else:

@@ -8,7 +8,6 @@ declaration (`bot.commands.declare`), applied when the command executes.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field
 
 PREFIX = "!"
@@ -20,13 +19,6 @@ class Command:
     name: str
     argline: str = field(repr=False)
     body: str = field(repr=False, default="")
-
-    def args(self) -> list[str]:
-        """Shell-like words of the first line; unbalanced quotes fall back to plain split."""
-        try:
-            return shlex.split(self.argline)
-        except ValueError:
-            return self.argline.split()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ spec-checked stand-in and a real Synapse are in tests/e2e/test_e2e_forge.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -26,10 +27,12 @@ from bot.commands import (
     builtin,
     choice,
     forge,
+    review,
 )
 from bot.commands import burn as burn_commands
 from bot.commands import trust as trust_commands
 from bot.commands.declare import tokenize
+from bot.holds import HoldStore
 from bot.pipeline.execute import execute
 from bot.pipeline.message import Incoming
 from bot.pipeline.parse import Command, parse
@@ -173,14 +176,17 @@ def gitea() -> RecordingGitea:
 
 
 @pytest.fixture
-def registry(gitea: RecordingGitea, tmp_path: Path) -> CommandRegistry:
+def registry(gitea: RecordingGitea, tmp_path: Path) -> Iterator[CommandRegistry]:
     projects = ProjectStore(tmp_path / "projects.json", {"web": Project("web", "acme/web", ROOM)})
     registry = CommandRegistry()
     builtin.register(registry)
     forge.register(registry, cast(Any, gitea), projects, "https://gitea")
     burn_commands.register(registry, cast(Any, object()), projects)
     trust_commands.register(registry, cast(Any, object()), cast(Any, None))
-    return registry
+    holds = HoldStore(tmp_path / "holds.db")
+    review.register(registry, holds)
+    yield registry
+    holds.close()
 
 
 async def run(registry: CommandRegistry, text: str, room: str = ROOM) -> str:
@@ -202,6 +208,7 @@ def test_usage_lines_come_from_the_declarations(registry: CommandRegistry) -> No
         "!trust @user:server",
         "!help [COMMAND]",
         "!ping",
+        "!review list | !review clear @user:server",
     } <= usage
 
 

@@ -1,6 +1,11 @@
 import pytest
 
+from bot.commands.declare import tokenize
 from bot.pipeline.parse import BadCommand, Command, NotACommand, parse
+
+
+def words(line: str) -> list[str]:
+    return [t.text for t in tokenize(line)]
 
 
 def test_plain_text_is_not_a_command() -> None:
@@ -13,7 +18,7 @@ def test_name_is_lowercased_and_args_split() -> None:
     assert isinstance(cmd, Command) and cmd.name == "ping" and cmd.argline == ""
     cmd = parse('!issues closed --label "needs review"')
     assert isinstance(cmd, Command)
-    assert cmd.args() == ["closed", "--label", "needs review"]
+    assert words(cmd.argline) == ["closed", "--label", "needs review"]
 
 
 def test_body_lines_are_kept_verbatim() -> None:
@@ -28,10 +33,10 @@ def test_bad_names_are_reported(text: str) -> None:
     assert isinstance(parse(text), BadCommand)
 
 
-def test_unbalanced_quotes_fall_back_to_plain_split() -> None:
+def test_unbalanced_quotes_are_plain_characters() -> None:
     cmd = parse("!comment #3 it's \"broken")
     assert isinstance(cmd, Command)
-    assert cmd.args() == ["#3", "it's", '"broken']
+    assert words(cmd.argline) == ["#3", "it's", '"broken']
 
 
 def test_command_repr_hides_text() -> None:
