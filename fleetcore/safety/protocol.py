@@ -9,13 +9,13 @@ codes and a link, never the text, because the text is the person's, not the log'
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fleetcore.safety import Verdict
+from fleetcore.safety import Verdict, helplines
+from fleetcore.safety.outguard import judge_reply
 
 DEFAULT_LINES: dict[str, list[str]] = {
     "en-US": [
@@ -44,20 +44,35 @@ class SafetyConfig(BaseModel):
     # SQLite file for holds; None means `<state_dir>/bot/holds.db` (chosen by the app).
     holds_db: str | None = None
 
-    def crisis_lines(self) -> list[str]:
-        lines = self.lines.get(self.locale) or self.lines.get("en-US") or DEFAULT_LINES["en-US"]
-        return list(lines)
+    def crisis_lines(self, locale: str | None = None) -> list[str]:
+        """The person's `locale` when known, else the configured one: lines configured for
+        it, else the helpline table's for its country, else en-US."""
+        for loc in (locale, self.locale):
+            if loc and self.lines.get(loc):
+                return list(self.lines[loc])
+            table_lines = helplines.reply_lines(loc)
+            if table_lines:
+                return table_lines
+        return list(self.lines.get("en-US") or DEFAULT_LINES["en-US"])
 
 
-def _bullets(cfg: SafetyConfig) -> str:
-    return "\n".join(f"• {line}" for line in cfg.crisis_lines())
+def _bullets(cfg: SafetyConfig, locale: str | None = None) -> str:
+    return "\n".join(f"• {line}" for line in cfg.crisis_lines(locale))
 
 
-def crisis_reply(verdict: Verdict, cfg: SafetyConfig) -> str:
-    """The first reply. Same for every reason code: methods are never discussed."""
+def crisis_reply(verdict: Verdict, cfg: SafetyConfig, *, locale: str | None = None) -> str:
+    """The first reply. Same for every reason code: methods are never discussed.
+
+    `locale` is the person's (e.g. "de-DE") when known: the lines are then their country's.
+    """
+    country = helplines.country_of(locale or cfg.locale)
     urgent = (
         "If you might act on this soon, please call your local emergency number now, "
-        "or call or text 988.\n\n"
+        + (
+            "or call or text 988.\n\n"
+            if country in (None, "US", "CA", "PR")
+            else "or one of the lines below.\n\n"
+        )
         if verdict.level.value == "imminent"
         else ""
     )
@@ -67,7 +82,7 @@ def crisis_reply(verdict: Verdict, cfg: SafetyConfig) -> str:
         f"{urgent}"
         "You don't have to go through this alone. You can reach someone right now, free "
         "and confidential:\n"
-        f"{_bullets(cfg)}\n\n"
+        f"{_bullets(cfg, locale)}\n\n"
         "I've let a human operator here know so a person can check in with you. "
         "I'm staying right here. You can tell me how you're feeling."
     )
@@ -135,85 +150,40 @@ class OutputCheck:
     reasons: tuple[str, ...] = ()
 
 
-_METHODS = re.compile(
-    r"\b(?:\d+(?:\.\d+)?\s?(?:mg|milligrams?|grams?|g|ml|tablets|pills|capsules)\b[^.\n]{0,60}"
-    r"\b(?:lethal|fatal|enough to|kill|die|overdose|death)|lethal (?:dose|amount)s? (?:is|are|of|"
-    r"would be|starts?)|(?:tie|tying|make|making) (?:a |the )?noose|slit (?:your|the) wrists?|"
-    r"cut (?:along|down) (?:the|your) (?:vein|arm|wrist)|(?:jump|jumping) (?:from|off) "
-    r"(?:a|the)? ?(?:height|bridge|building|roof)[^.\n]{0,40}(?:would|will|is|guarantee)|"
-    r"(?:most|least) painful (?:way|method)s? (?:is|are|would be)|"
-    r"(?:the )?(?:best|easiest|quickest|fastest|surest|most painless|painless|most reliable) "
-    r"(?:way|method|means)s? (?:to|of) (?:kill (?:yourself|oneself)|die|end (?:your|one's) "
-    r"life|commit suicide)\b[^.\n]{0,10}(?:is|are|would be|:)|(?:step|stage) (?:1|one)\b[^.\n]"
-    r"{0,80}\b(?:pills|rope|knife|blade|gun|overdose|noose|carbon monoxide|wrist)|"
-    r"(?:carbon monoxide|helium|exit bag|charcoal)[^.\n]{0,60}(?:tent|car|garage|bag|room|"
-    r"seal|hood)|(?:take|swallow|mix) (?:all|the whole|\d+|enough)[^.\n]{0,40}(?:pills|tablets|"
-    r"bottle|alcohol|with)|(?:hang|hanging) (?:yourself|from)[^.\n]{0,40}(?:beam|door|rope|"
-    r"belt|knot)|(?:aim|point) (?:at|the gun)[^.\n]{0,30}(?:head|temple|heart|mouth))",
-    re.IGNORECASE,
-)
-_VALIDATES = re.compile(
-    r"\b(?:you(?:'re| are) right(?:,| that)?[^.\n]{0,40}(?:no (?:point|reason)|better off|"
-    r"should (?:die|end|go)|burden|hopeless)|(?:it|that) makes (?:total |perfect )?sense "
-    r"(?:that )?(?:you(?:'d| would)? want|to want) to (?:die|end (?:it|your life)|kill "
-    r"yourself)|you should (?:just )?(?:die|kill yourself|end it|end your life|do it)|"
-    r"(?:everyone|they|your family|the world) (?:would|will) (?:really )?be better off "
-    r"without you|no one would (?:miss|notice) you|nobody (?:would|will) (?:miss|care about) "
-    r"you|go (?:ahead|for it)[^.\n]{0,30}(?:end|die|kill|do it)|your (?:decision|choice|"
-    r"right) to (?:die|end your life|kill yourself)[^.\n]{0,20}(?:respect|support|valid)|"
-    r"i (?:respect|support|understand) your (?:decision|choice) to (?:die|end|kill)|"
-    r"(?:there(?:'s| is)|you have) (?:no|nothing) (?:reason|point) (?:to|in) (?:live|living|"
-    r"go(?:ing)? on)|death (?:is|would be) (?:a|the) (?:relief|release|answer|solution) for "
-    r"you|you (?:are|'re) (?:a burden|worthless|better off dead))",
-    re.IGNORECASE,
-)
-_VALUE_OF_LIFE = re.compile(
-    r"\b(?:your|a|the|one|his|her|their) (?:human )?life (?:is|was) (?:worth|valued at) "
-    r"(?:about |around |roughly |approximately )?(?:\$|€|£|\d|one|ten|a few)|"
-    r"(?:statistical |economic )?value of (?:a |your |one )?(?:statistical )?(?:human )?life "
-    r"(?:is|was|at|of|≈|=)\s*(?:about |around |roughly )?(?:\$|€|£|\d)|"
-    r"(?:worth|valued at) (?:about |around )?[$€£]\s?\d[\d,.]*\s*(?:million|m|k)?\b[^.\n]{0,30}"
-    r"\b(?:life|alive|dead)",
-    re.IGNORECASE,
-)
-_LINE = re.compile(
-    r"\b988\b|741741|findahelpline|crisis (?:text )?line|lifeline|samaritans|116 ?123|"
-    r"emergency (?:number|services)|\b(?:911|112|999)\b|hotline|helpline",
-    re.IGNORECASE,
-)
-
-
 def check_model_reply(reply: str, *, crisis_context: bool) -> OutputCheck:
-    """Flag a model reply the bot must not send.
+    """Flag a model reply the bot must not send: the output guard's judgement
+    (`outguard.judge_reply`), the same one `fleet safety-test` grades models with.
 
     `crisis_context` is True when the conversation has shown risk (the user is held, or the
-    reply is to a message at `concern` or above); then a reply without any crisis line is
-    also not good enough.
+    reply is to a message at `concern` or above); then the reply's stance and resources are
+    judged too. A caring reply without a line is fine here: the guard adds the lines.
     """
-    reasons: list[str] = []
-    if _METHODS.search(reply):
-        reasons.append("gives_methods")
-    if _VALIDATES.search(reply):
-        reasons.append("validates_despair")
-    if _VALUE_OF_LIFE.search(reply):
-        reasons.append("values_life")
-    if crisis_context and not _LINE.search(reply):
-        reasons.append("no_crisis_line")
-    return OutputCheck(ok=not reasons, reasons=tuple(reasons))
+    judged = judge_reply(reply, crisis_context)
+    return OutputCheck(ok=judged.safe, reasons=judged.reasons)
 
 
 def has_crisis_line(reply: str) -> bool:
-    return _LINE.search(reply) is not None
+    """Does the reply give a real crisis line (a number, host or name from the table)?"""
+    return helplines.has_known_line(reply)
 
 
-def guard_model_reply(reply: str, crisis_context: bool, cfg: SafetyConfig) -> str:
-    """The reply if it passes the output check, otherwise the protocol message.
+def guard_model_reply(
+    reply: str, crisis_context: bool, cfg: SafetyConfig, *, locale: str | None = None
+) -> str:
+    """The reply if it passes the output guard, otherwise the protocol message.
 
     A failing reply is replaced whole rather than edited: a partial method or a sentence
-    agreeing with despair cannot be made safe by trimming.
+    agreeing with despair cannot be made safe by trimming. In a crisis context a passing
+    reply without a real line gets the person's lines (`locale`, when known) after it.
     """
-    if check_model_reply(reply, crisis_context=crisis_context).ok:
-        return reply
-    from fleetcore.safety import Level
+    judged = judge_reply(reply, crisis_context)
+    if not judged.safe:
+        from fleetcore.safety import Level
 
-    return crisis_reply(Verdict(True, Level.crisis, ("output_guard",)), cfg)
+        return crisis_reply(Verdict(True, Level.crisis, ("output_guard",)), cfg, locale=locale)
+    if crisis_context and not judged.has_line:
+        return (
+            f"{reply.rstrip()}\n\n"
+            f"You can reach someone right now, free and confidential:\n{_bullets(cfg, locale)}"
+        )
+    return reply

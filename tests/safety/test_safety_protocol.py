@@ -102,7 +102,7 @@ def test_output_check_flags_validation(reply: str) -> None:
     assert not check.ok and "validates_despair" in check.reasons
 
 
-def test_output_check_flags_value_of_life_and_missing_line() -> None:
+def test_output_check_flags_value_of_life_and_cold_replies() -> None:
     assert (
         "values_life"
         in check_model_reply(
@@ -111,7 +111,9 @@ def test_output_check_flags_value_of_life_and_missing_line() -> None:
     )
     plain = "I'm sorry you feel that way. Want to talk about it?"
     assert check_model_reply(plain, crisis_context=False).ok
-    assert check_model_reply(plain, crisis_context=True).reasons == ("no_crisis_line",)
+    # To a person in crisis a shrug is not support: the stance head judges it, not a
+    # missing keyword.
+    assert check_model_reply(plain, crisis_context=True).reasons == ("unsafe_stance",)
 
 
 def test_output_check_passes_ordinary_and_safe_replies() -> None:
@@ -130,3 +132,41 @@ def test_guard_model_reply() -> None:
     replaced = guard_model_reply(bad, False, CFG)
     assert "988" in replaced and "10 grams" not in replaced
     assert "988" in guard_model_reply("Sounds hard.", True, CFG)
+    replaced = guard_model_reply("Sounds hard.", True, CFG, locale="de-DE")
+    assert "0800 111 0 111" in replaced and "Sounds hard." not in replaced
+
+
+def test_guard_adds_the_persons_lines_to_a_caring_reply_without_one() -> None:
+    caring = (
+        "Thank you for telling me. Are you safe right now? I've asked a person from the team "
+        "to check in with you."
+    )
+    assert check_model_reply(caring, crisis_context=True).ok
+    guarded = guard_model_reply(caring, True, CFG, locale="en-GB")
+    assert guarded.startswith(caring) and "116 123" in guarded
+    with_line = caring + " You can also call or text 988."
+    assert guard_model_reply(with_line, True, CFG) == with_line
+    assert guard_model_reply(caring, False, CFG) == caring
+
+
+def test_crisis_reply_for_the_persons_locale() -> None:
+    text = crisis_reply(Verdict(True, Level.imminent, ("in_progress",)), CFG, locale="de-DE")
+    assert "0800 111 0 111" in text and "112" in text and "findahelpline.com" in text
+    assert "988" not in text
+    assert "116 123" in crisis_reply(V, CFG, locale="en_GB.UTF-8")
+    assert "188" in crisis_reply(V, CFG, locale="pt-BR")
+    # Unknown or language-only locales fall back to the configured lines.
+    assert crisis_reply(V, CFG, locale="xx-XX") == crisis_reply(V, CFG)
+    assert crisis_reply(V, CFG, locale="fr") == crisis_reply(V, CFG)
+    # Lines an operator configured for a locale win over the table.
+    cfg = SafetyConfig(lines={"de-DE": ["Telefonseelsorge 0800 111 0 222"], "en-US": ["988"]})
+    assert "0800 111 0 222" in crisis_reply(V, cfg, locale="de-DE")
+
+
+@pytest.mark.parametrize("locale", [None, "en-US", "en-GB", "de-DE", "ja-JP", "pt-BR", "fr-FR"])
+def test_the_bots_own_replies_pass_its_output_guard(locale: str | None) -> None:
+    for level in (Level.crisis, Level.imminent):
+        text = crisis_reply(Verdict(True, level, ("ideation",)), CFG, locale=locale)
+        assert check_model_reply(text, crisis_context=True).ok, (locale, level)
+    cfg = SafetyConfig(locale=locale or "en-US")
+    assert check_model_reply(hold_reply(cfg), crisis_context=True).ok
