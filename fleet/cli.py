@@ -83,13 +83,13 @@ def cmd_bot_identity(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from fleet.local.up import up_main
 
-    return up_main(args.state_dir, demo=False)
+    return up_main(args.state_dir)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from fleet.local.up import up_main
+    from fleet.local.demo import demo_main
 
-    return up_main(args.state_dir, demo=True)
+    return demo_main(args.state_dir)
 
 
 def cmd_safety_screen(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import re
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -144,3 +145,25 @@ async def _forge_and_burn(
             await asyncio.wait_for(wolf_task, 15)
         await gitea.aclose()
         await chain.aclose()
+
+
+async def _demo_with_model(state_dir: Path) -> int:
+    """The demo's wolf thinks with the sandbox model, which answers like a good one."""
+    from fleet.local.up import with_fleet
+    from fleet.sandbox.model import MODEL_ID, SandboxModel
+
+    async with SandboxModel() as model:
+        extra = {
+            "model": {"default": MODEL_ID, "provider": "sandbox"},
+            "fallback_providers": [
+                {"provider": "sandbox", "model": MODEL_ID, "base_url": model.base_url}
+            ],
+        }
+        return await with_fleet(state_dir, run_demo, extra)
+
+
+def demo_main(state_dir: Path) -> int:
+    """`fleet demo`: the local fleet, a scripted operator, then exit."""
+    from fleet.local.up import run_local
+
+    return run_local(_demo_with_model(state_dir))

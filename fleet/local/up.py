@@ -16,7 +16,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +260,7 @@ class LocalFleet:
         return "\n".join(lines)
 
 
-async def _with_fleet(
+async def with_fleet(
     state_dir: Path,
     body: Callable[[LocalFleet, BotRunner], Awaitable[int]],
     extra_config: dict[str, Any] | None = None,
@@ -292,31 +292,14 @@ async def _serve(fleet: LocalFleet, runner: BotRunner) -> int:
     return 0
 
 
-async def _demo(fleet: LocalFleet, runner: BotRunner) -> int:
-    from fleet.local.demo import run_demo
-
-    return await run_demo(fleet, runner)
-
-
-async def _demo_with_model(state_dir: Path) -> int:
-    """The demo's wolf thinks with the sandbox model, which answers like a good one."""
-    from fleet.sandbox.model import MODEL_ID, SandboxModel
-
-    async with SandboxModel() as model:
-        extra = {
-            "model": {"default": MODEL_ID, "provider": "sandbox"},
-            "fallback_providers": [
-                {"provider": "sandbox", "model": MODEL_ID, "base_url": model.base_url}
-            ],
-        }
-        return await _with_fleet(state_dir, _demo, extra)
-
-
-def up_main(state_dir: Path, demo: bool) -> int:
+def run_local(main: Coroutine[Any, Any, int]) -> int:
+    """Run `fleet up` or `fleet demo` to its end; a server that cannot start is one line."""
     try:
-        if demo:
-            return asyncio.run(_demo_with_model(state_dir))
-        return asyncio.run(_with_fleet(state_dir, _serve))
+        return asyncio.run(main)
     except ServerStartError as exc:
         print(f"fleet: {exc}", file=sys.stderr)
         return 1
+
+
+def up_main(state_dir: Path) -> int:
+    return run_local(with_fleet(state_dir, _serve))
