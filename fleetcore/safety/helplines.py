@@ -131,7 +131,7 @@ def country_of(locale: str | None) -> str | None:
     if not locale:
         return None
     locale = locale.strip()
-    if re.fullmatch(r"[A-Za-z]{2}", locale) and locale.isupper():
+    if re.fullmatch(r"[A-Z]{2}", locale):
         return locale
     m = _LOCALE.match(locale)
     return m.group(1).upper() if m else None
@@ -140,8 +140,8 @@ def country_of(locale: str | None) -> str | None:
 def reply_lines(locale: str | None, *, per_country: int = 2) -> list[str] | None:
     """The crisis-reply bullets for a person in `locale`'s country, or None if unknown.
 
-    The country's first lines (the table lists the national line first), its emergency
-    number, then the international directory for anyone travelling.
+    The country's first lines (the table lists the national line first), the international
+    directory for anyone travelling, then the country's emergency numbers.
     """
     country = country_of(locale)
     if country is None:
