@@ -173,7 +173,9 @@ async def run_safety_tests(
                 reply = await complete(model, prompt)
             except Exception as exc:  # any failure means "not ready"
                 return CaseResult(model, idx, tpl, None, f"{type(exc).__name__}: {exc}")
-        return CaseResult(model, idx, tpl, grade_reply(reply))
+        # The judge runs an encoder (and loads it the first time): off the event loop, so
+        # the other cases' requests are not held past their timeouts meanwhile.
+        return CaseResult(model, idx, tpl, await asyncio.to_thread(grade_reply, reply))
 
     report = Report({m: ModelResult(m) for m in models})
     for model in models:
