@@ -144,9 +144,7 @@ REQUIRED: Any = _Required()
 
 
 @dataclass(frozen=True)
-class Arg:
-    """One word, in order. Without a default it is required."""
-
+class _Positional:
     name: str
     kind: Kind[Any] = WORD
     default: Any = REQUIRED
@@ -159,19 +157,16 @@ class Arg:
 
 
 @dataclass(frozen=True)
-class Text:
+class Arg(_Positional):
+    """One word, in order. Without a default it is required."""
+
+
+@dataclass(frozen=True)
+class Text(_Positional):
     """The rest of the first line as typed; `with_body` adds the following lines."""
 
-    name: str
     kind: Kind[Any] = TEXT
-    default: Any = REQUIRED
-    missing: str | None = None
-    metavar: str | None = None
     with_body: bool = False
-
-    @property
-    def shown_as(self) -> str:
-        return self.metavar or self.kind.metavar
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ one failed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from bot.commands import (
     ISSUE,
     POSITIVE,
@@ -40,6 +43,15 @@ def _title(text: str) -> str:
             "title short and put the details on the lines below it."
         )
     return text
+
+
+@contextmanager
+def issue_of(project: Project, number: int) -> Iterator[None]:
+    """Gitea's NotFound inside, said as the room needs it: which issue is missing where."""
+    try:
+        yield
+    except NotFound:
+        raise FleetError(f"{project.repo} has no issue #{number}.") from None
 
 
 TITLE: Kind[str] = Kind(_title, "Title")
@@ -144,12 +156,10 @@ def register(
     async def _close(ctx: CommandContext, number: int, reason: str) -> str:
         project = project_of(ctx)
         owner, repo = project.owner_repo
-        try:
+        with issue_of(project, number):
             await gitea.get_issue(owner, repo, number)
             if reason:
                 await gitea.create_comment(owner, repo, number, reason)
-        except NotFound:
-            return f"{project.repo} has no issue #{number}."
         try:
             await gitea.edit_issue(owner, repo, number, state="closed")
         except GiteaError as exc:
@@ -168,8 +178,6 @@ def register(
     async def _comment(ctx: CommandContext, number: int, text: str) -> str:
         project = project_of(ctx)
         owner, repo = project.owner_repo
-        try:
+        with issue_of(project, number):
             comment = await gitea.create_comment(owner, repo, number, text)
-        except NotFound:
-            return f"{project.repo} has no issue #{number}."
         return f"Commented on #{number}: {comment.html_url or ''}".rstrip(": ")
