@@ -72,7 +72,8 @@ class UseEncoder:
         return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
 
 
-def _chunks(text: str) -> list[str]:
+def chunks(text: str) -> list[str]:
+    """Sentence chunks of about `CHUNK` characters (an endless sentence is cut at a space)."""
     parts = [p.strip() for p in _SENTENCE.split(text) if p and p.strip()]
     chunks: list[str] = []
     current = ""
@@ -125,21 +126,21 @@ def views(text: str) -> list[str]:
     extra = _decoded(text)
     if len(text) <= SHORT:
         return [text, *extra][:MAX_VIEWS]
-    chunks = _chunks(text)
+    pieces = chunks(text)
     budget = MAX_VIEWS - min(len(extra), 2)
-    if len(chunks) <= budget:
-        chosen = chunks
+    if len(pieces) <= budget:
+        chosen = pieces
     else:
-        keep = {0, len(chunks) - 1}
+        keep = {0, len(pieces) - 1}
         ranked = sorted(
-            range(1, len(chunks) - 1),
-            key=lambda i: (-len(_PRIOR.findall(chunks[i])), i),
+            range(1, len(pieces) - 1),
+            key=lambda i: (-len(_PRIOR.findall(pieces[i])), i),
         )
         for i in ranked:
             if len(keep) >= budget:
                 break
             keep.add(i)
-        chosen = [chunks[i] for i in sorted(keep)]
+        chosen = [pieces[i] for i in sorted(keep)]
     return (chosen + extra[:2])[:MAX_VIEWS]
 
 
@@ -185,11 +186,20 @@ class Head:
         return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
 
 
+_SHARED_ENCODER = UseEncoder()
+
+
+def shared_encoder() -> Encoder:
+    """The one encoder a process loads (about 110 MB), shared by the crisis detector and the
+    output guard; encoding is stateless once loaded, so threads may share it."""
+    return _SHARED_ENCODER
+
+
 class LearnedStage:
     """Encoder plus head; thread-safe, loaded lazily on first use."""
 
     def __init__(self, encoder: Encoder | None = None, head: Head | None = None) -> None:
-        self._encoder = encoder or UseEncoder()
+        self._encoder = encoder or shared_encoder()
         self._head = head
         self._lock = threading.Lock()
 

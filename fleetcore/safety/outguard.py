@@ -35,7 +35,7 @@ from typing import Protocol
 import numpy as np
 
 from fleetcore.safety import helplines
-from fleetcore.safety.learned import SHORT, Encoder, UseEncoder, _chunks
+from fleetcore.safety.learned import SHORT, Encoder, chunks, shared_encoder
 
 HEAD_FILE = "reply_head.npz"
 META_FILE = "reply_head.json"
@@ -159,10 +159,10 @@ def reply_views(text: str) -> list[str]:
         for line in text.splitlines()
         if len(line) > 200 or not any(m.known for m in helplines.scan(line))
     )
-    chunks = _chunks(body)
-    if len(chunks) > MAX_VIEWS - 1:
-        chunks = [*chunks[: MAX_VIEWS - 2], chunks[-1]]
-    return [text, *chunks]
+    parts = chunks(body)
+    if len(parts) > MAX_VIEWS - 1:
+        parts = [*parts[: MAX_VIEWS - 2], parts[-1]]
+    return [text, *parts]
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ class StanceModel:
                 if self._head is None:
                     self._head = ReplyHead.load()
                 if self._encoder is None:
-                    self._encoder = _detector_encoder() or UseEncoder()
+                    self._encoder = shared_encoder()
         return self._encoder, self._head
 
     @property
@@ -226,14 +226,6 @@ class StanceModel:
             return 0.0
         encoder, head = self._load()
         return float(head.probabilities(encoder.encode(pieces)).max())
-
-
-def _detector_encoder() -> Encoder | None:
-    """The crisis detector's encoder, so a process holds one copy of the model (~110 MB
-    each); encoding is stateless once loaded, so sharing it across threads is safe."""
-    from fleetcore import safety
-
-    return getattr(getattr(safety, "_LEARNED", None), "_encoder", None)
 
 
 _STANCE = StanceModel()
