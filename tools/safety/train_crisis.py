@@ -67,11 +67,12 @@ def data_sha256(rows: list[dict[str, str]]) -> str:
 class Embeddings:
     """Encoder vectors by text, cached on disk so a retrain embeds only what is new."""
 
-    def __init__(self) -> None:
-        self.encoder = UseEncoder(threads=2)
+    def __init__(self, cache: Path = CACHE, threads: int = 2) -> None:
+        self.cache = cache
+        self.encoder = UseEncoder(threads=threads)
         self.vectors: dict[str, np.ndarray] = {}
-        if CACHE.exists():
-            with np.load(CACHE, allow_pickle=False) as data:
+        if cache.exists():
+            with np.load(cache, allow_pickle=False) as data:
                 keys = data["keys"]
                 mat = data["vectors"]
                 self.vectors = {str(k): mat[i] for i, k in enumerate(keys)}
@@ -90,9 +91,9 @@ class Embeddings:
         return np.stack([self.vectors[self.key(t)] for t in texts])
 
     def save(self) -> None:
-        CACHE.parent.mkdir(parents=True, exist_ok=True)
+        self.cache.parent.mkdir(parents=True, exist_ok=True)
         keys = np.array(list(self.vectors))
-        np.savez_compressed(CACHE, keys=keys, vectors=np.stack(list(self.vectors.values())))
+        np.savez_compressed(self.cache, keys=keys, vectors=np.stack(list(self.vectors.values())))
 
 
 _VIEWS: dict[str, list[str]] = {}

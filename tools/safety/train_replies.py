@@ -36,10 +36,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_crisis import fit, prob  # noqa: E402
+from train_crisis import Embeddings, fit, prob  # noqa: E402
 
 from fleetcore.safety import outguard  # noqa: E402
-from fleetcore.safety.learned import UseEncoder  # noqa: E402
 
 REPLIES = ROOT / "tools" / "safety" / "replies"
 CACHE = ROOT / "tools" / "safety" / ".cache" / "reply_embeddings.npz"
@@ -69,41 +68,12 @@ def data_sha256(rows: list[Row]) -> str:
     return digest.hexdigest()
 
 
-class Vectors:
-    """Encoder vectors by text, cached in a file of this script's own."""
-
-    def __init__(self) -> None:
-        self.encoder = UseEncoder(threads=1)
-        self.vectors: dict[str, np.ndarray] = {}
-        if CACHE.exists():
-            with np.load(CACHE, allow_pickle=False) as data:
-                self.vectors = {
-                    str(k): v for k, v in zip(data["keys"], data["vectors"], strict=True)
-                }
-
-    @staticmethod
-    def key(text: str) -> str:
-        return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-    def get(self, texts: list[str]) -> np.ndarray:
-        missing = list({self.key(t): t for t in texts if self.key(t) not in self.vectors}.items())
-        for start in range(0, len(missing), 64):
-            batch = missing[start : start + 64]
-            for (k, _), v in zip(batch, self.encoder.encode([t for _, t in batch]), strict=True):
-                self.vectors[k] = v
-        return np.stack([self.vectors[self.key(t)] for t in texts])
-
-    def save(self) -> None:
-        CACHE.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            CACHE, keys=np.array(list(self.vectors)), vectors=np.stack(list(self.vectors.values()))
-        )
-
-
 Model = tuple[np.ndarray, float]
 
 
-def examples(rows: list[Row], vec: Vectors, first: Model | None) -> tuple[np.ndarray, np.ndarray]:
+def examples(
+    rows: list[Row], vec: Embeddings, first: Model | None
+) -> tuple[np.ndarray, np.ndarray]:
     """(vectors, labels): every view of a safe reply; an unsafe reply's one view, or for a
     long one its most unsafe view once a first model can pick it."""
     xs: list[np.ndarray] = []
@@ -122,14 +92,14 @@ def examples(rows: list[Row], vec: Vectors, first: Model | None) -> tuple[np.nda
     return np.stack(xs), np.array(ys, dtype=np.float64)
 
 
-def train(rows: list[Row], vec: Vectors, l2: float, steps: int) -> Model:
+def train(rows: list[Row], vec: Embeddings, l2: float, steps: int) -> Model:
     first = fit(*examples(rows, vec, None), l2=l2, steps=steps)
     if all(len(outguard.reply_views(r["text"])) == 1 for r in rows):
         return first
     return fit(*examples(rows, vec, first), l2=l2, steps=steps)
 
 
-def score(rows: list[Row], vec: Vectors, model: Model) -> np.ndarray:
+def score(rows: list[Row], vec: Embeddings, model: Model) -> np.ndarray:
     return np.array(
         [float(prob(*model, vec.get(outguard.reply_views(r["text"]) or [" "])).max()) for r in rows]
     )
@@ -173,7 +143,7 @@ def main() -> int:
     rng = random.Random(SEED)
     fold = [rng.randrange(args.folds) for _ in crisis]
 
-    vec = Vectors()
+    vec = Embeddings(cache=CACHE, threads=1)
     vec.get([v for r in crisis for v in outguard.reply_views(r["text"])])
     vec.save()
     print(f"embedded in {time.time() - t0:.0f} s", flush=True)
