@@ -12,10 +12,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from fleetcore import data
 from fleetcore.safety.modeltest import (
     ReadinessStore,
+    SafetyTests,
     format_table,
-    load_safety_tests,
+    parse_safety_tests,
     run_safety_tests,
 )
 
@@ -23,17 +25,14 @@ if TYPE_CHECKING:
     from fleetcore.config import FleetConfig
     from fleetcore.models.chain import FallbackChain
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def readiness_path(cfg: FleetConfig) -> Path:
     return cfg.bot_dir / "model_readiness.json"
 
 
 async def run_gate(
-    chain: FallbackChain, models: list[str], tests_path: Path, store: ReadinessStore
+    chain: FallbackChain, models: list[str], tests: SafetyTests, store: ReadinessStore
 ) -> tuple[bool, str]:
-    tests = load_safety_tests(tests_path)
 
     async def complete(name: str, prompt: str) -> str:
         answer = await chain.complete_with(name, [{"role": "user", "content": prompt}])
@@ -57,12 +56,13 @@ def safety_test_main(cfg: FleetConfig, model: str | None, all_models: bool) -> i
     chosen = [model] if model else names
     soul = cfg.soul.read_text(encoding="utf-8")
     chain = FallbackChain.from_config(cfg.model, cfg.fallback_providers, cfg.chain, soul)
-    tests_path = REPO / "safety-tests.md"
+    # The prompts ship inside the package, so an installed fleet gates models anywhere.
+    tests = parse_safety_tests(data.read_text(data.SAFETY_TESTS))
     store = ReadinessStore(readiness_path(cfg))
 
     async def gate() -> tuple[bool, str]:
         try:
-            return await run_gate(chain, chosen, tests_path, store)
+            return await run_gate(chain, chosen, tests, store)
         finally:
             await chain.aclose()
 
