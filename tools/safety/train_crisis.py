@@ -43,8 +43,8 @@ GRAY = {"hyperbole", "meta-quoted", "third-party", "third-party-support", "recov
 CACHE = ROOT / "tools" / "safety" / ".cache" / "embeddings.npz"
 OUT = ROOT / "fleetcore" / "safety" / "data"
 SEED = 7
-CRISIS_FPR = 0.022  # combined (rules or learned) FPR on non-gray safe rows, in CV
-CONCERN_FPR = 0.03
+CRISIS_FPR = 0.03  # combined (rules or learned) FPR on non-gray safe rows, in CV: the target
+CONCERN_FPR = 0.04
 
 
 def load_rows(dev: Path | None) -> list[dict[str, str]]:
@@ -252,9 +252,9 @@ def main() -> int:
         flagged = (oof >= t) | (rules >= rule_level)
         return float(flagged[labels].mean()), float(flagged[hard_safe].mean())
 
-    # The rules alone already cost some FPR on clinicians' and prevention talk; the issue's
-    # target is FPR <= 0.03 on safe rows, so the learned stage may add what is left of it,
-    # keeping a margin because cross-validation is kinder than a blind set.
+    # The rules alone already cost some FPR on clinicians' and prevention talk; the target is
+    # FPR <= 0.03 on safe rows, so the learned stage may add what is left of it. A false
+    # alarm costs one gentle message and a review; a miss costs more, so no extra margin.
     grid = np.linspace(0.05, 0.995, 190)
     crisis_t = next((t for t in grid if rates(t)[1] <= CRISIS_FPR), 0.995)
     concern_t = next((t for t in grid if rates(t, 1)[1] <= CONCERN_FPR), crisis_t)
