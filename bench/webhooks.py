@@ -36,7 +36,7 @@ async def main(events: int, seconds: float, window: float) -> None:
     sent: list[tuple[float, str]] = []
     all_in = asyncio.Event()
 
-    async def send(room: str, text: str) -> bool:
+    async def send(room: str, text: str, txn_id: str) -> bool:
         sent.append((time.perf_counter(), text))
         n = sum(int(t.split()[0]) if "forge events in" in t.splitlines()[0] else 1 for _, t in sent)
         if n >= events:

@@ -77,8 +77,8 @@ class ForgeArea:
             return False
         return project.sensitive or project.repo.lower() in self.private_repos
 
-    async def _send(self, room_id: str, text: str) -> bool:
-        return await self.matrix.send(Reply(room_id, text)) is not None
+    async def _send(self, room_id: str, text: str, txn_id: str) -> bool:
+        return await self.matrix.send(Reply(room_id, text), txn_id=txn_id) is not None
 
     async def health(self) -> tuple[bool, str]:
         try:

@@ -11,6 +11,7 @@ it keeps an event until the homeserver accepted the message that reports it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -37,7 +38,8 @@ MAX_BODY = 2 * 1024 * 1024
 MAX_EVENTS_PER_MESSAGE = 25
 # After a refused send: 1 s, doubling up to a minute, until the homeserver takes it.
 SEND_BACKOFF = Backoff(1.0, 60.0)
-Send = Callable[[str, str], Awaitable[bool]]  # (room_id, text) -> accepted by the homeserver
+# (room_id, text, transaction id) -> accepted by the homeserver
+Send = Callable[[str, str, str], Awaitable[bool]]
 
 
 class Outbox:
@@ -74,6 +76,18 @@ class Outbox:
 
     def close(self) -> None:
         self._db.close()
+
+
+def notice_txn(delivery_ids: list[str]) -> str:
+    """A transaction id for the notice carrying these deliveries.
+
+    Pending deliveries are read back in the order they were received, so after a crash
+    between the homeserver accepting a notice and the outbox recording it, the same
+    deliveries form the same notice with the same id, and the homeserver answers it with the
+    first event instead of posting it twice.
+    """
+    digest = hashlib.sha256("\0".join(delivery_ids).encode()).hexdigest()[:32]
+    return f"hermes-notice-{digest}"
 
 
 class Dispatcher:
@@ -122,8 +136,9 @@ class Dispatcher:
         for room, items in self.outbox.pending().items():
             for start in range(0, len(items), MAX_EVENTS_PER_MESSAGE):
                 chunk = items[start : start + MAX_EVENTS_PER_MESSAGE]
-                if await self.send(room, render_notice([e for _, e in chunk])):
-                    self.outbox.mark_sent([i for i, _ in chunk])
+                ids = [i for i, _ in chunk]
+                if await self.send(room, render_notice([e for _, e in chunk]), notice_txn(ids)):
+                    self.outbox.mark_sent(ids)
                     self.messages_sent += 1
                 else:
                     ok = False

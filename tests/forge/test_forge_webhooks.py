@@ -29,10 +29,12 @@ class Room:
 
     refuse: int = 0
     messages: list[str] = field(default_factory=list)
+    txn_ids: list[str] = field(default_factory=list)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def send(self, room_id: str, text: str) -> bool:
+    async def send(self, room_id: str, text: str, txn_id: str) -> bool:
         assert room_id == ROOM
+        self.txn_ids.append(txn_id)
         if self.refuse:
             self.refuse -= 1
             return False
@@ -179,6 +181,9 @@ async def test_a_refused_send_is_retried_until_the_homeserver_accepts(tmp_path: 
         await h.post("issues.opened.json")
         await room.wait_for(lambda: event_count(room.messages) == 1, timeout=20)
         assert room.refuse == 0
+        # Every try of the same notice carries the same transaction id, so a notice the
+        # homeserver took before a crash is not posted again when it is re-sent.
+        assert len(room.txn_ids) == 3 and len(set(room.txn_ids)) == 1
     finally:
         await h.http.aclose()
         await h.server.stop()
