@@ -27,7 +27,7 @@ from bot.matrix.state import BotState
 from bot.pipeline.flow import Pipeline
 from bot.pipeline.guard import CrisisGuard
 from bot.pipeline.message import Reply
-from bot.pipeline.report import Reporter
+from bot.pipeline.report import Reporter, txn_id
 from bot.pipeline.rooms import RoomWorkers
 from bot.services import BotServices, Soul
 from fleetcore.config import FleetConfig, TrustPolicy
@@ -227,7 +227,10 @@ class BotApp:
         rooms = [self.cfg.operators_room] if self.cfg.operators_room else self.matrix.joined_rooms()
         for room_id in rooms:
             if room_id is not None:
-                await self.matrix.send(Reply(room_id, text))
+                # One notice per identity change and room, even when re-sent after a crash.
+                await self.matrix.send(
+                    Reply(room_id, text), txn_id=txn_id("identity", f"{room_id}\0{text}")
+                )
 
     async def _homeserver_health(self) -> tuple[bool, str]:
         try:
@@ -250,7 +253,8 @@ class BotApp:
         )
         for room_id in rooms:
             if room_id is not None:
-                await self.matrix.send(Reply(room_id, text))
+                about = f"{room_id}\0{user_id}\0{device_id}\0{fp}"
+                await self.matrix.send(Reply(room_id, text), txn_id=txn_id("device", about))
 
 
 async def run_forever(cfg: FleetConfig) -> None:
