@@ -9,6 +9,7 @@ provider that logs prompts).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -55,7 +56,10 @@ class Conversation:
                 extra=fields(event_id=msg.event_id, error=type(exc).__name__),
             )
             return f"I can't reach a model right now ({type(exc).__name__}). Try again later."
-        guarded = guard_model_reply(answer.text, crisis_context, self.safety)
+        # The judge runs the encoder (a few ms of numpy): off the loop, like the crisis guard.
+        guarded = await asyncio.to_thread(
+            guard_model_reply, answer.text, crisis_context, self.safety
+        )
         log.info(
             "conversation_reply",
             extra=fields(
