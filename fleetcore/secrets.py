@@ -70,3 +70,23 @@ def write_private(path: Path, data: str | bytes) -> None:
         os.fsync(fh.fileno())
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def tighten_tree(root: Path) -> list[Path]:
+    """Make a state directory private again: directories 0700, files 0600.
+
+    For trees that other programs write into (Synapse's database holds the bot's access
+    token) and for state directories an older release left too open. Returns what it
+    changed, so a caller can say so. Symlinks are left alone.
+    """
+    changed: list[Path] = []
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode & 0o777
+        # A file keeps its owner-execute bit; group and others lose everything.
+        wanted = 0o700 if path.is_dir() else 0o600 | (mode & 0o100)
+        if mode != wanted:
+            os.chmod(path, wanted)
+            changed.append(path)
+    return changed

@@ -22,7 +22,7 @@ import httpx
 import yaml
 
 from fleetcore.proc import ServerStartError, free_port, log_tail, stop_process
-from fleetcore.secrets import write_private
+from fleetcore.secrets import tighten_tree, write_private
 
 _GENEROUS = {"per_second": 1000, "burst_count": 1000}
 
@@ -127,6 +127,10 @@ class SynapseServer:
 
     def _prepare(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Synapse's database holds the bot's access token: an existing state directory that
+        # an older run left readable by others is made private again before Synapse starts,
+        # and Synapse itself runs with umask 077 so what it creates is private too.
+        tighten_tree(self.data_dir)
         secret_path = self.data_dir / "registration_shared_secret"
         if not secret_path.exists():
             write_private(secret_path, secrets.token_urlsafe(32))
@@ -139,8 +143,8 @@ class SynapseServer:
             default_rate_limits=self.default_rate_limits,
             rc_message=self.rc_message,
         )
-        (self.data_dir / "log.config").write_text(
-            _LOG_CONFIG.replace("LOGFILE", str(self.log_path))
+        write_private(
+            self.data_dir / "log.config", _LOG_CONFIG.replace("LOGFILE", str(self.log_path))
         )
         path = self.data_dir / "homeserver.yaml"
         write_private(path, yaml.safe_dump(cfg, sort_keys=False))
@@ -159,11 +163,15 @@ class SynapseServer:
                 "--generate-keys",
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
+                umask=0o077,
             )
             _, err = await gen.communicate()
             if gen.returncode != 0:
                 raise ServerStartError(f"synapse key generation failed:\n{err.decode()[-2000:]}")
-        with open(self.data_dir / "stdout.log", "ab") as out:  # noqa: ASYNC230 - the child writes it
+        stdout_fd = os.open(
+            self.data_dir / "stdout.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+        )
+        with open(stdout_fd, "ab") as out:  # noqa: ASYNC230 - the child writes it
             self._proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -173,6 +181,7 @@ class SynapseServer:
                 stdout=out,
                 stderr=out,
                 env={**os.environ, "SYNAPSE_CACHE_FACTOR": "0.5"},
+                umask=0o077,
             )
         async with httpx.AsyncClient(timeout=2) as http:
             while True:
