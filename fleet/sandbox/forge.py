@@ -539,24 +539,34 @@ class Route:
     handlers: Mapping[str, Handler]
 
 
+def compile_template(template: str) -> tuple[re.Pattern[str], tuple[str, ...], int]:
+    """A route template as (regex, parameter names, number of literal segments).
+
+    Callers try templates with more literal segments first, so /issues/comments/{id} is
+    matched before /issues/{index}/...; the spec-checking stand-in in the tests reads the
+    swagger's templates with the same function.
+    """
+    names: list[str] = []
+    parts = []
+    literals = 0
+    for segment in template.strip("/").split("/"):
+        param = re.fullmatch(r"\{([^{}]+)\}", segment)
+        if param:
+            names.append(param.group(1))
+            parts.append("([^/]+)")
+        else:
+            literals += 1
+            parts.append(re.escape(segment))
+    return re.compile("/" + "/".join(parts)), tuple(names), literals
+
+
 @functools.cache
 def _compiled_routes() -> tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...]:
-    """The route templates as regexes; a literal segment beats a parameter, so
-    /issues/comments/{id} is tried before /issues/{index}/..."""
+    """The route templates as regexes, the most literal segments first."""
     out = []
     for template in {t for _, t in _ROUTES}:
-        names: list[str] = []
-        parts = []
-        literals = 0
-        for segment in template.strip("/").split("/"):
-            param = re.fullmatch(r"\{([^{}]+)\}", segment)
-            if param:
-                names.append(param.group(1))
-                parts.append("([^/]+)")
-            else:
-                literals += 1
-                parts.append(re.escape(segment))
-        out.append((-literals, template, re.compile("/" + "/".join(parts)), tuple(names)))
+        regex, names, literals = compile_template(template)
+        out.append((-literals, template, regex, names))
     out.sort(key=lambda t: (t[0], t[1]))
     return tuple((template, regex, names) for _, template, regex, names in out)
 

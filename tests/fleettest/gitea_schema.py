@@ -43,7 +43,7 @@ from typing import Any, Final, Literal
 from jsonschema import Draft4Validator, FormatChecker
 from jsonschema.exceptions import ValidationError, best_match
 
-from fleet.sandbox.forge import NO_BODY
+from fleet.sandbox.forge import NO_BODY, compile_template
 from fleettest.gitea_models import EXTENSIONS, model_problems, schema_problems
 
 Mode = Literal["request", "response"]
@@ -281,19 +281,8 @@ class SwaggerValidator:
     def _compile_templates(self) -> list[_Template]:
         templates = []
         for template in self.doc["paths"]:
-            names: list[str] = []
-            parts = []
-            literals = 0
-            for segment in template.strip("/").split("/"):
-                param = re.fullmatch(r"\{([^{}]+)\}", segment)
-                if param:
-                    names.append(param.group(1))
-                    parts.append("([^/]+)")
-                else:
-                    literals += 1
-                    parts.append(re.escape(segment))
-            regex = re.compile("/" + "/".join(parts))
-            templates.append(_Template(template, regex, tuple(names), literals))
+            regex, names, literals = compile_template(template)
+            templates.append(_Template(template, regex, names, literals))
         # A literal segment beats a parameter: /issues/comments/{id} before /issues/{index}/...
         templates.sort(key=lambda t: (-t.literal_segments, t.template))
         return templates
