@@ -19,16 +19,16 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # fleettest
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the round-trip bench's config
+
+from roundtrip import bench_config
 
 import fleettest.models_fake as fakes
 from fleet.local.botrunner import BotRunner
 from fleet.local.operator import OperatorClient
 from fleet.local.synapse import SynapseServer
-from fleetcore.config import parse_config
 from fleetcore.safety.modelgate import readiness_path
 from fleetcore.safety.modeltest import ReadinessStore
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 async def timed_ask(op: OperatorClient, room: str, text: str) -> float:
@@ -46,24 +46,15 @@ async def main(pings: int, hold: float) -> None:
             async with fakes.FakeProvider("openai", fakes.hang()) as model:
                 bot = await synapse.register("holbot")
                 user = await synapse.register("holop")
-                (tmp / "pw").write_text(bot.password)
-                cfg = parse_config(
-                    {
-                        "state_dir": str(tmp / "state"),
-                        "soul": str(REPO / "SOUL.md"),
-                        "matrix": {
-                            "homeserver": synapse.url,
-                            "user_id": bot.user_id,
-                            "password": {"file": str(tmp / "pw")},
-                            "trust": {"policy": "tofu"},
-                        },
-                        "operators": [user.user_id],
-                        "fallback_providers": [
-                            {"provider": "fake", "model": "fake-1", "base_url": model.base_url}
-                        ],
-                        "chain": {"first_byte_timeout_s": hold + 60, "total_timeout_s": hold + 90},
-                    },
-                    "bench",
+                cfg = bench_config(
+                    tmp,
+                    synapse.url,
+                    bot,
+                    user.user_id,
+                    fallback_providers=[
+                        {"provider": "fake", "model": "fake-1", "base_url": model.base_url}
+                    ],
+                    chain={"first_byte_timeout_s": hold + 60, "total_timeout_s": hold + 90},
                 )
                 runner = BotRunner(cfg)
                 await runner.start()

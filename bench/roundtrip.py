@@ -16,13 +16,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from fleet.local.botrunner import BotRunner
 from fleet.local.operator import OperatorClient
-from fleet.local.synapse import SynapseServer
-from fleetcore.config import parse_config
+from fleet.local.synapse import Account, SynapseServer
+from fleetcore.config import FleetConfig, parse_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,6 +40,27 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def bench_config(
+    tmp: Path, homeserver: str, bot: Account, operator: str, **extra: Any
+) -> FleetConfig:
+    """A bot on the bench's Synapse with one operator; `extra` adds config sections."""
+    (tmp / "pw").write_text(bot.password)
+    return parse_config(
+        {
+            "state_dir": str(tmp / "state"),
+            "soul": str(REPO / "SOUL.md"),
+            "matrix": {
+                "homeserver": homeserver,
+                "user_id": bot.user_id,
+                "password": {"file": str(tmp / "pw")},
+                "trust": {"policy": "tofu"},
+            },
+            "operators": [operator],
+            **extra,
+        }
+    )
+
+
 async def main(pings: int, rooms: int) -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
@@ -47,20 +69,7 @@ async def main(pings: int, rooms: int) -> None:
         try:
             bot = await synapse.register("benchbot")
             op = await synapse.register("benchop")
-            (tmp / "pw").write_text(bot.password)
-            cfg = parse_config(
-                {
-                    "state_dir": str(tmp / "state"),
-                    "soul": str(REPO / "SOUL.md"),
-                    "matrix": {
-                        "homeserver": synapse.url,
-                        "user_id": bot.user_id,
-                        "password": {"file": str(tmp / "pw")},
-                        "trust": {"policy": "tofu"},
-                    },
-                    "operators": [op.user_id],
-                }
-            )
+            cfg = bench_config(tmp, synapse.url, bot, op.user_id)
             runner = BotRunner(cfg)
             app = await runner.start()
             operator = OperatorClient(synapse.url, op.user_id, op.password, tmp / "op")
