@@ -3,7 +3,7 @@
 A test never sleeps to let something happen; it names the condition it needs and the
 signal that may make it true. `changed` is an event the code under test sets (a recording
 room's, a service's); `poll_s` bounds the wait between checks for state that has no
-signal of its own (say, what a separate server holds). Either way, `timeout` ends it with
+signal of its own (say, what a separate server holds). `timeout` ends it with
 an error that says what was awaited.
 """
 
@@ -20,27 +20,25 @@ T = TypeVar("T")
 async def wait_until(
     predicate: Callable[[], T],
     *,
-    changed: asyncio.Event | None = None,
+    changed: asyncio.Event,
     poll_s: float | None = None,
     timeout: float = 30.0,
     what: str = "",
 ) -> T:
-    """Until `predicate()` is truthy; returns that value."""
-    if changed is None and poll_s is None:
-        raise TypeError("wait_until needs a `changed` event, a `poll_s`, or both")
+    """Until `predicate()` is truthy; returns that value.
+
+    Re-checked at every `changed` event, and also every `poll_s` when part of the state
+    signals nothing (the Gitea stand-in, the fake models).
+    """
 
     async def loop() -> T:
         while True:
-            if changed is not None:
-                changed.clear()  # before the check, so a change during it is not lost
+            changed.clear()  # before the check, so a change during it is not lost
             value = predicate()
             if value:
                 return value
-            if changed is None:
-                await asyncio.sleep(poll_s or 0)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), poll_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), poll_s)
 
     try:
         return await asyncio.wait_for(loop(), timeout)
