@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # fleettest
 
 import fleettest.models_fake as fakes
+from fleetcore.metrics import Metrics
 from fleetcore.models.chain import FallbackChain
 from fleetcore.models.config import ChainConfig, ProviderConfig
 
@@ -29,6 +30,18 @@ ASK = [{"role": "user", "content": "hi"}]
 FIRST_BYTE_S = 1.0
 CFG = ChainConfig(first_byte_timeout_s=FIRST_BYTE_S, total_timeout_s=5, short_cooldown_s=30)
 SOUL = (Path(__file__).resolve().parents[1] / "SOUL.md").read_text()
+
+
+def primary_requests(metrics: Metrics) -> list[int]:
+    """A counter of the requests that reach the primary, fed by the chain's metrics."""
+    reached = [0]
+
+    def count(name: str, value: float) -> None:
+        if name == "chain.requests:primary":
+            reached[0] += int(value)
+
+    metrics.subscribe(count)
+    return reached
 
 
 def prov(name: str, url: str) -> ProviderConfig:
@@ -86,9 +99,10 @@ async def main() -> None:
         chain = FallbackChain(
             [prov("primary", dead), prov("backup", backup.base_url)], CFG, SOUL, primary="primary"
         )
+        counted = primary_requests(chain.metrics)
         for _ in range(1000):
             await chain.complete(ASK)
-        reached = chain.metrics["requests:primary"]
+        reached = counted[0]
         await chain.aclose()
         print(f"1000 consecutive requests: {reached} reached the dead primary (target <= 3)")
 
@@ -101,10 +115,11 @@ async def main() -> None:
             primary="primary",
             clock=lambda: now[0],
         )
+        counted = primary_requests(chain.metrics)
         for _ in range(1000):
             await chain.complete(ASK)
             now[0] += 10
-        reached = chain.metrics["requests:primary"]
+        reached = counted[0]
         await chain.aclose()
         print(
             f"1000 requests over {now[0] / 3600:.1f} h: {reached} reached the out-of-credit "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from datetime import UTC, datetime
 import httpx
 
 from fleetcore.log import fields
+from fleetcore.metrics import Metrics
 from fleetcore.models.classify import Action, Decision, Failure, Kind, billing_hint, classify
 from fleetcore.models.config import ChainConfig, ModelConfig, ProviderConfig
 from fleetcore.models.cooldown import Cooldowns
@@ -85,7 +85,8 @@ class FallbackChain:
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     transport: httpx.AsyncBaseTransport | None = None
-    metrics: Counter[str] = field(default_factory=Counter)
+    # Counts (requests, answers, failures, skips) for whoever subscribes: benches, tests.
+    metrics: Metrics = field(default_factory=Metrics)
 
     def __post_init__(self) -> None:
         self._http = httpx.AsyncClient(transport=self.transport)
@@ -154,7 +155,7 @@ class FallbackChain:
             tried = context_bumped = False
             for p in usable:
                 if self._cooldowns.is_cooling(p.name):
-                    self.metrics[f"skipped_cooling:{p.name}"] += 1
+                    self.metrics.record(f"chain.skipped_cooling:{p.name}", 1)
                     continue
                 tried = True
                 result = await self._ask(p, messages, max_tokens, attempts)
@@ -180,7 +181,7 @@ class FallbackChain:
 
     def _answered(self, p: Provider, text: str, t0: float, attempts: list[str]) -> Completion:
         done = Completion(text, p.name, p.cfg.model, self.clock() - t0, tuple(attempts))
-        self.metrics[f"answers:{p.name}"] += 1
+        self.metrics.record(f"chain.answers:{p.name}", 1)
         log.info(
             "model_answer",
             extra=fields(
@@ -197,12 +198,12 @@ class FallbackChain:
     ) -> str | Action:
         for attempt in (0, 1):
             attempts.append(p.name)
-            self.metrics[f"requests:{p.name}"] += 1
+            self.metrics.record(f"chain.requests:{p.name}", 1)
             try:
                 return await p.complete(self.soul, messages, max_tokens)
             except ProviderFailure as exc:
                 d = self._decide(p, exc.failure, attempt)
-            self.metrics[f"failures:{d.kind.value}"] += 1
+            self.metrics.record(f"chain.failures:{d.kind.value}", 1)
             # Out of credit or over a spend limit: only a person can fix it, so say it louder.
             log.log(
                 logging.ERROR if d.kind is Kind.BILLING else logging.WARNING,
