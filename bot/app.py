@@ -169,7 +169,7 @@ class BotApp:
         async def alert(text: str, room: str) -> object:
             return await self.reporter.alert_operators(text, room)
 
-        self.burns = BurnService(
+        self.burns = await BurnService.open(
             cfg.bus,
             cfg.burn,
             BurnStore(cfg.bot_dir / "burns.db"),
@@ -179,7 +179,6 @@ class BotApp:
             matrix.edit,
             alert,
         )
-        await self.burns.start()
         burn_commands.register(self.registry, self.burns, self.forge.projects)
         self.services.health["nats"] = self.burns.health
         self.services.status_sections.append(self.burns.status_text)

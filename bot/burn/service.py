@@ -57,9 +57,12 @@ class BurnError(FleetError):
 
 
 class BurnService:
+    """Built whole by `open`: connected to the bus, streams made, unfinished burns resumed."""
+
     def __init__(
         self,
-        bus: BusConfig,
+        nc: Client,
+        registry: Registry,
         cfg: BurnConfig,
         store: BurnStore,
         gitea: GiteaClient,
@@ -69,7 +72,9 @@ class BurnService:
         alert: Alert,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.bus = bus
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.registry = registry
         self.cfg = cfg
         self.store = store
         self.gitea = gitea
@@ -78,24 +83,42 @@ class BurnService:
         self._edit = edit
         self._alert = alert
         self.clock = clock
-        self.nc: Client | None = None
-        self.js: JetStreamContext | None = None
-        self.registry: Registry | None = None
         self._live: dict[str, _Live] = {}
         self._held: dict[tuple[str, int], list[Msg]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        self.messages_sent = 0
-        self.edits_sent = 0
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self.nc = await connect(self.bus, "bot")
-        self.js = self.nc.jetstream()
-        await ensure_streams(self.js, self.bus)
-        self.registry = await Registry.open(self.js)
+    @classmethod
+    async def open(
+        cls,
+        bus: BusConfig,
+        cfg: BurnConfig,
+        store: BurnStore,
+        gitea: GiteaClient,
+        gitea_url: str,
+        send: SendText,
+        edit: EditText,
+        alert: Alert,
+        clock: Callable[[], float] = time.time,
+    ) -> BurnService:
+        """Connect, make the streams, resume the burns an earlier run left running."""
+        nc = await connect(bus, "bot")
+        try:
+            js = nc.jetstream()
+            await ensure_streams(js, bus)
+            registry = await Registry.open(js)
+            service = cls(nc, registry, cfg, store, gitea, gitea_url, send, edit, alert, clock)
+            await service._resume()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise
+        return service
+
+    async def _resume(self) -> None:
         for row in self.store.running():
             progress = self.store.progress(row.id)
             assert progress is not None
@@ -118,7 +141,6 @@ class BurnService:
         JetStream drops the copy, and after it a wolf finds the task's comment (or its
         live claim) and reports instead of commenting twice.
         """
-        assert self.js is not None
         for burn_id, live in self._live.items():
             if live.row.stopped:
                 continue
@@ -139,12 +161,11 @@ class BurnService:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self.nc is not None:
-            with contextlib.suppress(Exception):
-                await self.nc.close()
+        with contextlib.suppress(Exception):
+            await self.nc.close()
 
     def connected(self) -> bool:
-        return self.nc is not None and self.nc.is_connected
+        return bool(self.nc.is_connected)
 
     # -- commands ----------------------------------------------------------------------
 
@@ -158,7 +179,6 @@ class BurnService:
         tier: str | None,
     ) -> str:
         """Queue a burn and post its progress message; returns the burn id."""
-        assert self.js is not None, "start() first"
         running = self._running_in(room)
         if running is not None:
             raise BurnError(
@@ -209,7 +229,6 @@ class BurnService:
         if event is not None:
             self.store.set_progress_event(burn_id, event)
             live.row = self.store.burn(burn_id) or row
-            self.messages_sent += 1
         for number in numbers:
             await publish_task(self.js, Task.new(burn_id, project.name, project.repo, number, tier))
         log.info(
@@ -219,7 +238,6 @@ class BurnService:
         return burn_id
 
     async def stop(self, room: str) -> str:
-        assert self.js is not None
         row = self._running_in(room)
         if row is None:
             return "No burn is running in this room."
@@ -253,8 +271,6 @@ class BurnService:
     # -- status ------------------------------------------------------------------------
 
     async def agents_text(self) -> str:
-        if self.registry is None:
-            return "agents: bus not connected"
         records = await self.registry.list()
         if not records:
             return "agents: none alive"
@@ -271,15 +287,14 @@ class BurnService:
 
     async def status_text(self) -> str:
         lines = [await self.agents_text()]
-        if self.js is not None:
-            tiers = sorted({self.cfg.default_tier} | {lv.row.tier for lv in self._live.values()})
-            depths = []
-            for tier in tiers:
-                try:
-                    depths.append(f"{tier} {await queue_depth(self.js, tier)}")
-                except Exception as exc:  # status must not fail because NATS is away
-                    depths.append(f"{tier} ? ({type(exc).__name__})")
-            lines.append("queue: " + ", ".join(depths))
+        tiers = sorted({self.cfg.default_tier} | {lv.row.tier for lv in self._live.values()})
+        depths = []
+        for tier in tiers:
+            try:
+                depths.append(f"{tier} {await queue_depth(self.js, tier)}")
+            except Exception as exc:  # status must not fail because NATS is away
+                depths.append(f"{tier} ? ({type(exc).__name__})")
+        lines.append("queue: " + ", ".join(depths))
         running = [lv for lv in self._live.values() if not lv.progress.complete]
         if running:
             lines.append("burns:")
@@ -293,7 +308,6 @@ class BurnService:
     async def health(self) -> tuple[bool, str]:
         if not self.connected():
             return False, "disconnected (reconnecting)"
-        assert self.nc is not None
         url = self.nc.connected_url
         return True, f"connected to {url.netloc if url else '?'}"
 
@@ -369,7 +383,6 @@ class BurnService:
             if await self._send(row.room, body, txn) is None:
                 return
             self.store.digest_sent(txn)
-            self.messages_sent += 1
         await self._ack_digested(burn_id)
         final = p.complete
         if live.clock.due(now, bool(p.undigested), final):
@@ -380,7 +393,6 @@ class BurnService:
                 self.store.prepare_digest(burn_id, txn, digest, issues)
                 if await self._send(row.room, digest, txn) is not None:
                     self.store.digest_sent(txn)
-                    self.messages_sent += 1
                     live.clock.mark(now)
                     await self._ack_digested(burn_id)
         if row.progress_event is None:
@@ -389,7 +401,6 @@ class BurnService:
                 return
             self.store.set_progress_event(burn_id, event)
             live.row = row = self.store.burn(burn_id) or row
-            self.messages_sent += 1
         due = now - live.last_edit >= self.cfg.edit_interval_s
         shown = (p.finished, p.stopped)
         if (final or due) and live.edited != shown:
@@ -397,7 +408,6 @@ class BurnService:
             if await self._edit(row.room, row.progress_event, p.render(now)) is not None:
                 live.last_edit = now
                 live.edited = shown
-                self.edits_sent += 1
         if final and not self.store.unsent_digests(burn_id) and not p.undigested:
             self.store.mark_finished(burn_id)
             del self._live[burn_id]

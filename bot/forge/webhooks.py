@@ -99,7 +99,6 @@ class Dispatcher:
         self.window_s = window_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.messages_sent = 0
 
     def notify(self) -> None:
         self._wake.set()
@@ -139,7 +138,6 @@ class Dispatcher:
                 ids = [i for i, _ in chunk]
                 if await self.send(room, render_notice([e for _, e in chunk]), notice_txn(ids)):
                     self.outbox.mark_sent(ids)
-                    self.messages_sent += 1
                 else:
                     ok = False
                     log.warning("forge_notice_send_failed", extra=fields(room=room))

@@ -142,7 +142,7 @@ class BurnRig:
             return None
 
         store = BurnStore(self.state_dir / "burns.db")
-        self.service = BurnService(
+        self.service = await BurnService.open(
             self.bus,
             self.burn_cfg,
             store,
@@ -152,7 +152,6 @@ class BurnRig:
             self.room.edit,
             alert,
         )
-        await self.service.start()
         self._bot_up.set()
         return self.service
 
