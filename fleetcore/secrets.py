@@ -59,16 +59,96 @@ class SecretRef(BaseModel):
         return True
 
 
+class SecretExistsError(FileExistsError):
+    """A secret file is already there; secrets are never silently overwritten."""
+
+
+# O_NOFOLLOW: a symlink planted where a secret goes must not redirect it somewhere readable.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create a directory (and missing parents) that only its owner can enter: 0700.
+
+    Each directory is created with that mode (a umask can only take bits away, never add
+    them), so there is no moment when it is open. An existing directory that group or
+    others can enter is refused rather than changed: it may already have leaked.
+    """
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for each in reversed(missing):
+        try:
+            os.mkdir(each, 0o700)
+        except FileExistsError:
+            pass
+    if path.is_symlink() or not path.is_dir():
+        raise SecretError(f"{path} is not a directory")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise SecretError(
+            f"{path} is open to others (mode {mode:04o}): use a new directory, "
+            f"or `chmod 700` it after checking nothing leaked"
+        )
+    return path
+
+
+def write_new_private(path: Path, data: str | bytes) -> None:
+    """Write a secret that must not replace another: 0600 from creation, all or nothing.
+
+    The bytes go to a fresh temporary file created 0600 (O_EXCL), which is then hard-linked
+    to its name: the link fails if the name exists, so two writers cannot both win and a
+    crash never leaves a half-written key under the real name. Raises `SecretExistsError`.
+    """
+    if path.exists() or path.is_symlink():
+        raise SecretExistsError(f"{path} already exists")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, _NEW_FILE, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path, follow_symlinks=False)
+        except FileExistsError:
+            raise SecretExistsError(f"{path} already exists") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_private(path: Path) -> str:
+    """Read a secret file, refusing one that group or others can read (as ssh does)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SecretError(f"cannot read secret file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode & 0o777
+        if mode & 0o077:
+            raise SecretError(f"secret file {path} is readable by others (mode {mode:04o})")
+        value = fh.read().decode("utf-8").strip()
+    if not value:
+        raise SecretError(f"secret file {path} is empty")
+    return value
+
+
 def write_private(path: Path, data: str | bytes) -> None:
-    """Write a file that only its owner can read (0600), atomically."""
+    """Write a file that only its owner can read (0600), atomically, replacing any old one.
+
+    The temporary file is created 0600 (O_EXCL, after removing a stale one), so its mode is
+    never wider than that at any moment and needs no chmod afterwards.
+    """
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, _NEW_FILE, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data.encode() if isinstance(data, str) else data)
         fh.flush()
         os.fsync(fh.fileno())
-    os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
 
