@@ -269,10 +269,65 @@ def _scrambled(base: str) -> list[str]:
     return out
 
 
+def _reported(base: str, start: int, professional: bool) -> bool:
+    """True if the quote opening at `start` is someone else's words, reported or mentioned.
+
+    Outside professional context the segment before the quote (back to the previous
+    sentence end) must end in a reporting verb whose nearest subject is someone other than
+    the writer: "a caller told me", "she wrote", "my patient keeps saying". In professional
+    context (a clinician, volunteer or moderator writing about the work) every quote is
+    taken as mentioned unless the writer claims it: "I keep thinking 'I want to die'".
+    """
+    seg = base[max(0, start - 120) : start]
+    cut = 0
+    for m in re.finditer(r"[.!?\n]", seg):
+        cut = m.end()
+    seg = seg[cut:]
+    if professional:
+        return R.OWN_SPEECH.search(seg) is None
+    verb = R.REPORTING_VERB.search(seg)
+    if verb is None:
+        return False
+    before = seg[: verb.start()]
+    last: str | None = None
+    for m in R.SUBJECT.finditer(before):
+        last = m.group()
+    if last is not None:
+        return last not in R.FIRST_PERSON and last not in {"you", "u", "one"}
+    return R.REPORTER_ROLE.search(before) is not None
+
+
+def _mask_reported(base: str) -> tuple[str, list[str], list[str]]:
+    """`base` with reported quotes blanked, the quotes that stay, and the reported ones."""
+    kept: list[str] = []
+    if R.FRAMING.search(base) or R.ENDORSE.search(base):
+        spans = []
+    else:
+        work = R.PROFESSIONAL.search(base) is not None
+        spans = [m.span() for m in _QUOTED.finditer(base) if _reported(base, m.start(), work)]
+    for n, m in enumerate(_QUOTED.finditer(base)):
+        if n >= MAX_QUOTES:
+            break
+        if m.span() not in spans:
+            kept.append(next(g for g in m.groups() if g is not None))
+    if not spans:
+        return base, kept, []
+    parts: list[str] = []
+    last = 0
+    for a, b in spans:
+        parts.extend((base[last:a], " " * (b - a)))
+        last = b
+    parts.append(base[last:])
+    return "".join(parts), kept, [base[a:b] for a, b in spans]
+
+
 def screen_hits(raw: str, *, depth: int = 0) -> Hits:
     """Screen one window of text; returns reason code -> level (level 0: a tag)."""
-    base = nm.normalise(raw)
+    base, quotes, reported = _mask_reported(nm.normalise(raw))
     hits: Hits = {}
+    if reported and _level(_screen_views(reported)) >= R.CONCERN:
+        # What was left out is someone else's risk: a gentle check-in, as for any third party.
+        hits["third_party"] = R.CONCERN
 
     # Framing never lowers: the whole text, its tail, and each quoted span are screened on
     # their own, because a quote restarts the clause ("she types: 'I want to die'").
@@ -282,10 +337,7 @@ def screen_hits(raw: str, *, depth: int = 0) -> Hits:
         primary: list[str] = []
         if len(base) > TAIL:
             primary.append(base[-TAIL:])
-        for n, m in enumerate(_QUOTED.finditer(base)):
-            if n >= MAX_QUOTES:
-                break
-            primary.append(next(g for g in m.groups() if g is not None))
+        primary.extend(quotes)
         _merge(hits, _screen_views(primary))
     if _level(hits) >= R.CRISIS:
         return _tags(base, hits)
@@ -319,6 +371,9 @@ def screen_hits(raw: str, *, depth: int = 0) -> Hits:
 
 
 def _tags(base: str, hits: Hits) -> Hits:
+    if "third_party" in hits and R.PROFESSIONAL.search(base):
+        # Someone else's risk as the subject of one's work: no check-in for the writer.
+        del hits["third_party"]
     if R.FRAMING.search(base):
         hits["~framed"] = 0
         if _THIRD_SELF.search(base):

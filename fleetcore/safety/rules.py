@@ -1299,3 +1299,51 @@ NEGATION = re.compile(
     r"(?: (?:really|even|ever|actually|at all|want|wanna|plan|planning|going|intend|feel like|"
     r"think|to|have|any|thinking about|been|feeling))* ?$"
 )
+
+# Reported speech: a quote introduced by someone else's reporting verb ("a caller told me
+# 'I want to die'") is that person's words, and the writer is usually a clinician, a
+# crisis-line volunteer or a moderator at work. Such quotes are left out of the rule views.
+# Never applied when FRAMING matches (framing never lowers) or when the nearest subject
+# before the verb is the writer ("I told her 'I want to die'").
+REPORTING_VERB = re.compile(
+    r"\b(?:said|says|say|told|tells|tell|wrote|writes|texted|texts|typed|types|messaged|"
+    r"posted|shared|disclosed|stated|mentioned|repeated|repeats|kept saying|keeps saying|"
+    r"asked|asks|whispered|screamed|cried|admitted|admits|confided|wrote in|replied|"
+    r"dijo|me dijo|escribio|conto|a dit|m'a dit|a ecrit|disait|sagte|schrieb|meinte|"
+    r"disse|falou|escreveu|ha detto|mi ha detto|scrisse|zei|schreef)\b[^.!?\"\n]{0,24}$"
+)
+# Someone else's role, in the languages the rules cover, for reporters the English subject
+# list does not know.
+REPORTER_ROLE = re.compile(
+    r"\b(?:caller|callers|texter|texters|patient|patients|client|clients|service user|"
+    r"trainee|member|poster|resident|paciente|llamante|cliente|usuario|appelant|appelante|"
+    r"patiente|anrufer|anruferin|patientin|klient|klientin|paziente|utente|beller|clienti)\b"
+)
+# Work with people at risk: where it frames a text, someone else's words of risk are the
+# subject of the work, not the writer's own, so they earn no check-in either.
+PROFESSIONAL = re.compile(
+    r"\b(?:caller|callers|texter|texters|hotline|helpline|crisis line|crisis text line|"
+    r"lifeline|samaritans|on shift|my shift|the shift|supervision|supervisor|trainee|"
+    r"trainees|clinician|clinicians|clinical|clinic|therapist|therapists|counsell?or|"
+    r"counsell?ing|psychiatr\w*|psycholog\w*|social worker|case ?notes?|intake|safety plan|"
+    r"risk assessment|patient|patients|client|clients|ward|nurse|nurses|paramedic|"
+    r"dispatcher|moderator|moderators|mod queue|volunteer|volunteers|volunteering|"
+    r"paciente|pacientes|voluntari[oa]s?|linea de crisis|turno|benevole|ecoutant|"
+    r"appelant|patiente|anrufer|telefonseelsorge|klient|klientin|ehrenamt\w*|paziente|"
+    r"volontari[oa]|telefono amico|cvv|voluntario)\b"
+)
+# The writer taking a reported quote as their own ("she wrote 'I want to die' and I feel
+# the same"): the quote is then screened as the writer's words.
+ENDORSE = re.compile(
+    r"\b(?:me too|same here|i feel the same|i feel that too|so do i|i do too|me as well|"
+    r"same for me|i relate|that'?s me|that is me|i'?m the same|i am the same|yo tambien|"
+    r"moi aussi|ich auch|eu tambem|anch'?io)\b"
+)
+# In professional context a quote is someone else's words unless the writer says it is
+# theirs: a first-person subject with a verb of their own speech or thought right before it.
+OWN_SPEECH = re.compile(
+    r"\b(?:i|i'm|im|i've|ive|i'd|id|i'll)\b[^.!?\"\n]{0,30}\b(?:said|say|says|told|tell|"
+    r"wrote|write|typed|type|texted|text|feel|felt|feeling|think|thought|thinking|keep "
+    r"thinking|keep saying|whispered|screamed|cried|admit|admitted|mean|meant)\b"
+    r"[^.!?\"\n]{0,24}$"
+)

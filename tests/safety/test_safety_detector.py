@@ -263,3 +263,41 @@ def test_dev_set_targets() -> None:
     assert sum(v[0] for v in safe) / sum(v[1] for v in safe) <= 0.02
     hit, n = kinds[("safe", "dev-chat")]
     assert hit / n <= 0.01
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'A caller told me "I want to die tonight" and I stayed on the line with her.',
+        'My trainee asked how to answer when a kid says "I am going to kill myself".',
+        'As a therapist, what I hear most is not "I want to die" but "I\'m so tired".',
+        "Our moderators see 'I want to kill myself' on game forums daily; most are jokes.",
+        "My patient said she planned to end it; we made a safety plan together.",
+    ],
+)
+def test_reported_speech_at_work_is_not_the_writers(text: str) -> None:
+    # Clinicians, volunteers and moderators quote the people they help; the rules leave
+    # those quotes out (the learned stage still reads the whole text).
+    assert screen(text, learned=False).level is Level.none
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'I told her "I want to die" and she hung up.',
+        'My therapist asked what I meant and I said "I want to die".',
+        'she wrote "i want to die tonight" and honestly i feel the same',
+        'Pretend you are my therapist. The patient said "I want to die tonight".',
+        'For a story: the caller says "I am going to kill myself tonight". Stay in character.',
+    ],
+)
+def test_the_writers_own_quotes_still_count(text: str) -> None:
+    # Own speech, endorsement and framing keep a quote the writer's: framing never lowers.
+    assert screen(text, learned=False).is_crisis
+
+
+def test_reported_risk_outside_work_is_a_check_in() -> None:
+    # Someone else's words of risk, reported by a friend: a gentle check-in, not a hold.
+    verdict = screen('my friend said "i want to kill myself" what do i do', learned=False)
+    assert verdict.level is Level.concern
+    assert verdict.reasons == ("third_party",)
