@@ -139,6 +139,20 @@ def cmd_wolf(args: argparse.Namespace) -> int:
     return wolf_main(cfg, name=args.name, tier=args.tier)
 
 
+def cmd_agent_keygen(args: argparse.Namespace) -> int:
+    from fleet.identity import keygen_main
+
+    return keygen_main(args.name, args.out, args.about)
+
+
+def cmd_soul(args: argparse.Namespace) -> int:
+    from fleet.identity import soul_sign_main, soul_verify_main
+
+    cfg = _load(args.config)
+    run = soul_sign_main if args.soul_command == "sign" else soul_verify_main
+    return run(cfg, args.soul)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fleet", description="Hermes fleet")
     p.add_argument("--version", action="version", version=f"hermes-fleet {__version__}")
@@ -211,6 +225,22 @@ def build_parser() -> argparse.ArgumentParser:
     hook_sub = hook.add_subparsers(dest="hook_command", required=True)
     hi = with_config(add("install", cmd_hook_install, "register the webhook on a repo", hook_sub))
     hi.add_argument("project")
+
+    agent = add("agent", lambda a: 2, "agent identities")
+    agent_sub = agent.add_subparsers(dest="agent_command", required=True)
+    kg = add("keygen", cmd_agent_keygen, "make an agent's Nostr key and NATS NKey", agent_sub)
+    kg.add_argument("name")
+    kg.add_argument("--out", type=Path, required=True, help="directory for the keys (0700)")
+    kg.add_argument("--about", help="the profile's about text")
+
+    soul = add("soul", lambda a: 2, "SOUL.md signature")
+    soul_sub = soul.add_subparsers(dest="soul_command", required=True)
+    for name, help_ in (
+        ("sign", "sign SOUL.md with the fleet's Nostr key (made on first use)"),
+        ("verify", "check SOUL.md's signature (exit 0 only when valid)"),
+    ):
+        sp = with_config(add(name, cmd_soul, help_, soul_sub))
+        sp.add_argument("--soul", type=Path, help="the file (default: the config's soul)")
 
     wolf = with_config(add("wolf", cmd_wolf, "run a worker agent"))
     wolf.add_argument("--name", required=True)
