@@ -66,6 +66,7 @@ import aiohttp
 from aiohttp import web
 
 from fleetcore.db import open_private_db
+from fleetcore.forge.scopes import InvalidScope, grants, normalize_scopes
 
 log = logging.getLogger("hermes.sandbox.forge")
 
@@ -81,21 +82,6 @@ _MIN_PASSWORD_LENGTH = 8  # Gitea's [security] MIN_PASSWORD_LENGTH default
 _DEFAULT_PAGE_SIZE = 30  # [api] DEFAULT_PAGING_NUM
 _MAX_PAGE_SIZE = 50  # [api] MAX_RESPONSE_ITEMS
 _TITLE_LIMIT = 255  # issue.title is VARCHAR(255)
-_SCOPE_CATEGORIES = (
-    "activitypub",
-    "admin",
-    "issue",
-    "misc",
-    "notification",
-    "organization",
-    "package",
-    "repository",
-    "user",
-)
-_VALID_SCOPES = frozenset(
-    {"all", "public-only"}
-    | {f"{lvl}:{cat}" for lvl in ("read", "write") for cat in _SCOPE_CATEGORIES}
-)
 _RESERVED_NAMES = frozenset(
     {
         ".",
@@ -282,6 +268,8 @@ class _User:
     restricted: bool = False
     login_name: str = ""
     source_id: int = 0
+    prohibit_login: bool = False  # EditUserOption.prohibit_login: how an admin disables a user
+    active: bool = True
 
 
 @dataclass
@@ -603,6 +591,27 @@ _FORMS: dict[tuple[str, str], dict[str, str]] = {
         "created_at": "string",
     },
     ("POST", "/users/{username}/tokens"): {"name": "string", "scopes": "strings"},
+    ("PATCH", "/admin/users/{username}"): {
+        "source_id": "int",
+        "login_name": "string",
+        "email": "string",
+        "full_name": "string",
+        "password": "string",
+        "must_change_password": "bool",
+        "website": "string",
+        "location": "string",
+        "description": "string",
+        "active": "bool",
+        "admin": "bool",
+        "allow_git_hook": "bool",
+        "allow_import_local": "bool",
+        "max_repo_creation": "int",
+        "prohibit_login": "bool",
+        "allow_create_organization": "bool",
+        "restricted": "bool",
+        "visibility": "string",
+    },
+    ("PUT", "/repos/{owner}/{repo}/collaborators/{collaborator}"): {"permission": "string"},
     ("POST", "/repos/{owner}/{repo}/issues"): {
         "title": "string",
         "body": "string",
@@ -839,6 +848,8 @@ class SandboxForge:
                     "restricted": u.restricted,
                     "login_name": u.login_name,
                     "source_id": u.source_id,
+                    "prohibit_login": u.prohibit_login,
+                    "active": u.active,
                 }
                 for u in self._users.values()
             ],
@@ -928,6 +939,8 @@ class SandboxForge:
                 restricted=u["restricted"],
                 login_name=u["login_name"],
                 source_id=u["source_id"],
+                prohibit_login=u.get("prohibit_login", False),  # absent before agent accounts
+                active=u.get("active", True),
             )
             self._users[user.id] = user
         for t in data["tokens"]:
@@ -1294,11 +1307,25 @@ class SandboxForge:
             user = self._user_by_login(login)
             candidate = self._tokens.get(password) or self._tokens.get(login)
             if user is not None and hmac.compare_digest(user.password, password):
+                if user.prohibit_login or not user.active:
+                    # UserSignIn refuses the password of a disabled user before the API runs.
+                    raise self._error(
+                        401, f"user is not allowed login [uid: {user.id}, name: {user.login}]"
+                    )
                 doer, is_basic = user, True
             elif candidate is not None:
                 token, doer = candidate, self._users[candidate.user_id]
             else:
                 raise self._error(401, "invalid username, password or token")
+        if doer is not None and (doer.prohibit_login or not doer.active):
+            # verifyAuthWithOptions: a disabled user's tokens still parse, then are refused.
+            raise ApiError(
+                403,
+                {
+                    "message": "This account is prohibited from signing in, "
+                    "please contact your site administrator."
+                },
+            )
         if doer is not None and doer.must_change_password:
             # AppURL already ends in "/", so Gitea really sends "...//user/change_password".
             raise ApiError(
@@ -1314,7 +1341,7 @@ class SandboxForge:
     def _check_scope(self, ctx: Ctx) -> None:
         """tokenRequiresScopes: the route group's category at read (GET) or write level."""
         tpl = ctx.template
-        if tpl == "/user":
+        if tpl == "/user" or tpl.startswith("/users/"):
             category = "user"
         elif tpl.startswith("/admin/"):
             category = "admin"
@@ -1329,12 +1356,7 @@ class SandboxForge:
         if ctx.token is None:
             return
         level = "read" if ctx.method == "GET" else "write"
-        scopes = set(ctx.token.scopes)
-        if (
-            "all" in scopes
-            or f"write:{category}" in scopes
-            or (level == "read" and f"read:{category}" in scopes)
-        ):
+        if grants(ctx.token.scopes, f"{level}:{category}"):
             return
         raise self._error(
             403,
@@ -1369,7 +1391,14 @@ class SandboxForge:
         return self._seed_repo(owner, repo).issues[number]
 
     def _new_token(self, user: _User, name: str, scopes: tuple[str, ...]) -> _Token:
-        token = _Token(self._new_id("token"), name, user.id, secrets.token_hex(20), scopes, _now())
+        token = _Token(
+            self._new_id("token"),
+            name,
+            user.id,
+            secrets.token_hex(20),
+            normalize_scopes(scopes),
+            _now(),
+        )
         self._tokens[token.sha1] = token
         return token
 
@@ -1535,8 +1564,8 @@ class SandboxForge:
             "last_login": _ZERO_TIME,
             "created": _ts(user.created),
             "restricted": user.restricted,
-            "active": authed,
-            "prohibit_login": False,
+            "active": authed and user.active,
+            "prohibit_login": authed and user.prohibit_login,
             "location": "",
             "website": "",
             "description": "",
@@ -1988,40 +2017,202 @@ def _admin_create_user(s: SandboxForge, ctx: Ctx) -> Resp:
     return Resp(201, s._user_json(user, doer))
 
 
-@_route("POST", "/users/{username}/tokens")
-def _create_token(s: SandboxForge, ctx: Ctx) -> Resp:
-    if not ctx.is_basic:
-        raise s._error(401, "auth required")
-    assert ctx.doer is not None
+@_route("PATCH", "/admin/users/{username}")
+def _admin_edit_user(s: SandboxForge, ctx: Ctx) -> Resp:
+    """EditUser: how an admin disables an account (`prohibit_login`) or enables it again.
+
+    `login_name` is `binding:"Required"` (an empty one answers 422) and is always written,
+    so a client sends the user's own login for a local account; `source_id` 0 keeps it local.
+    """
+    doer = s._signed(ctx)
+    if not doer.is_admin:
+        raise s._error(403, "user should be the site admin")
+    user = s._user_by_login(ctx.params["username"])
+    if user is None:
+        raise s._error(404, "not found")
+    form = s._bind(ctx, ("login_name",))
+    password = str(form.get("password") or "")
+    if password and len(password) < _MIN_PASSWORD_LENGTH:
+        raise s._error(400, f"password must be at least {_MIN_PASSWORD_LENGTH} characters")
+    email = form.get("email")
+    if email is not None and any(
+        u.id != user.id and u.email.lower() == str(email).lower() for u in s._users.values()
+    ):
+        raise s._error(400, f"e-mail already in use [email: {email}]")
+    user.login_name = str(form["login_name"])
+    if form.get("source_id"):
+        user.source_id = int(form["source_id"])
+    if password:
+        user.password = password
+    for key, attr in (
+        ("must_change_password", "must_change_password"),
+        ("prohibit_login", "prohibit_login"),
+        ("active", "active"),
+        ("admin", "is_admin"),
+        ("restricted", "restricted"),
+    ):
+        if form.get(key) is not None:
+            setattr(user, attr, bool(form[key]))
+    if email is not None:
+        user.email = str(email)
+    if form.get("full_name") is not None:
+        user.full_name = str(form["full_name"])
+    return Resp(200, s._user_json(user, doer))
+
+
+@_route("GET", "/users/{username}")
+def _get_user_info(s: SandboxForge, ctx: Ctx) -> Resp:
+    user = s._user_by_login(ctx.params["username"])
+    if user is None:
+        raise s._error(404, "not found")
+    return Resp(200, s._user_json(user, ctx.doer))
+
+
+def _token_owner(s: SandboxForge, ctx: Ctx) -> _User:
+    """The /users/{username}/tokens guards in Gitea's order: UserAssignmentAPI (404),
+    reqSelfOrAdmin (403: an admin may manage anyone's tokens), reqBasicOrRevProxyAuth (401:
+    a token never manages tokens, not even an admin's)."""
     owner = s._user_by_login(ctx.params["username"])
     if owner is None:
         raise s._error(404, "not found")
-    if not ctx.doer.is_admin and ctx.doer.id != owner.id:
+    if ctx.doer is None or (not ctx.doer.is_admin and ctx.doer.id != owner.id):
         raise s._error(403, "doer should be the site admin or be same as the contextUser")
+    if not ctx.is_basic:
+        raise s._error(401, "auth required")
+    return owner
+
+
+def _token_json(token: _Token, *, with_secret: bool) -> dict[str, Any]:
+    """The secret (`sha1`) is only ever in the answer that created the token."""
+    return {
+        "id": token.id,
+        "name": token.name,
+        "sha1": token.sha1 if with_secret else "",
+        "token_last_eight": token.sha1[-8:],
+        "scopes": list(token.scopes),
+        "created_at": _ts(token.created),
+        "last_used_at": _ts(token.created),
+    }
+
+
+@_route("GET", "/users/{username}/tokens")
+def _list_tokens(s: SandboxForge, ctx: Ctx) -> Resp:
+    owner = _token_owner(s, ctx)
+    s._bind(ctx)
+    tokens = sorted((t for t in s._tokens.values() if t.user_id == owner.id), key=lambda t: -t.id)
+    page, _, size = s._paginate(ctx, tokens)
+    return Resp(
+        200,
+        [_token_json(t, with_secret=False) for t in page],
+        s._list_headers(ctx, len(tokens), size),
+    )
+
+
+@_route("DELETE", "/users/{username}/tokens/{token}")
+def _delete_token(s: SandboxForge, ctx: Ctx) -> Resp:
+    """DeleteAccessToken: the path names a token by id, or by name when it is not a number."""
+    owner = _token_owner(s, ctx)
+    s._bind(ctx)
+    ref = ctx.params["token"]
+    try:
+        token_id = int(ref, 0)  # strconv.ParseInt(ref, 0, 64), errors ignored
+    except ValueError:
+        token_id = 0
+    mine = [t for t in s._tokens.values() if t.user_id == owner.id]
+    if token_id == 0:
+        named = [t for t in mine if t.name == ref]
+        if len(named) > 1:
+            raise s._error(422, f"multiple matches for token name '{ref}'")
+        if not named:
+            raise s._error(404, "not found")
+        token_id = named[0].id
+    found = next((t for t in mine if t.id == token_id), None)
+    if found is None:
+        raise s._error(404, "not found")
+    del s._tokens[found.sha1]
+    return Resp(204)
+
+
+@_route("POST", "/users/{username}/tokens")
+def _create_token(s: SandboxForge, ctx: Ctx) -> Resp:
+    owner = _token_owner(s, ctx)
     form = s._bind(ctx, ("name",))
-    scopes = tuple(dict.fromkeys(str(x).strip() for x in form.get("scopes") or [] if x))
-    if any(x not in _VALID_SCOPES for x in scopes):
-        raise s._error(400, "invalid access token scope provided")
+    try:
+        scopes = normalize_scopes(str(x) for x in form.get("scopes") or [])
+    except InvalidScope as exc:
+        raise s._error(400, f"invalid access token scope provided: {exc}") from None
     if not scopes:
         raise s._error(400, "access token must have a scope")
-    if "all" in scopes:
-        scopes = ("all",)
     name = str(form["name"])
     if any(t.user_id == owner.id and t.name == name for t in s._tokens.values()):
         raise s._error(400, "access token name has been used already")
     token = s._new_token(owner, name, scopes)
-    return Resp(
-        201,
-        {
-            "id": token.id,
-            "name": token.name,
-            "sha1": token.sha1,
-            "token_last_eight": token.sha1[-8:],
-            "scopes": list(token.scopes),
-            "created_at": _ts(token.created),
-            "last_used_at": _ts(token.created),
-        },
-    )
+    return Resp(201, _token_json(token, with_secret=True))
+
+
+def _collaborator(s: SandboxForge, ctx: Ctx, missing: int) -> _User:
+    login = ctx.params["collaborator"]
+    user = s._user_by_login(login)
+    if user is None:
+        raise s._error(missing, f"user does not exist [uid: 0, name: {login}]")
+    return user
+
+
+@_route("PUT", "/repos/{owner}/{repo}/collaborators/{collaborator}")
+def _add_collaborator(s: SandboxForge, ctx: Ctx) -> Resp:
+    """AddOrUpdateCollaborator: one access mode for the whole repository (no per-unit
+    modes; those exist only for organisation teams). No `permission` means write."""
+    repo = s._repo_of(ctx)
+    doer = s._signed(ctx)
+    if not s._can(repo, doer, "admin"):
+        raise s._error(
+            403, "user should be an owner or a collaborator with admin write of a repository"
+        )
+    form = s._bind(ctx)
+    user = _collaborator(s, ctx, 422)
+    if not user.active:
+        raise s._internal()  # "collaborator's account is inactive", logged only
+    requested = form.get("permission")
+    granted: Perm = "write"
+    if requested is not None:
+        granted = requested if requested in ("read", "write", "admin") else "none"
+    repo.collaborators[user.id] = granted
+    return Resp(204)
+
+
+@_route("GET", "/repos/{owner}/{repo}/collaborators/{collaborator}")
+def _is_collaborator(s: SandboxForge, ctx: Ctx) -> Resp:
+    repo = s._repo_of(ctx)
+    s._signed(ctx)
+    s._bind(ctx)
+    user = _collaborator(s, ctx, 422)
+    if user.id not in repo.collaborators:
+        raise s._error(404, "not found")
+    return Resp(204)
+
+
+@_route("GET", "/repos/{owner}/{repo}/collaborators/{collaborator}/permission")
+def _collaborator_permission(s: SandboxForge, ctx: Ctx) -> Resp:
+    """GetRepoPermissions: the effective access mode (a stranger reads a public repo)."""
+    repo = s._repo_of(ctx)
+    doer = s._signed(ctx)
+    s._bind(ctx)
+    login = ctx.params["collaborator"]
+    if (
+        not doer.is_admin
+        and doer.login.lower() != login.lower()
+        and not s._can(repo, doer, "admin")
+    ):
+        raise s._error(
+            403,
+            "Only admins can query all permissions, repo admins can query all repo "
+            "permissions, collaborators can query only their own",
+        )
+    user = _collaborator(s, ctx, 404)
+    mode = "owner" if user.id == repo.owner_id else s._perm(repo, user)
+    # ToUserAndPermission renders the user as seen by the repo's owner (ctx.ContextUser).
+    owner = s._users[repo.owner_id]
+    return Resp(200, {"permission": mode, "role_name": mode, "user": s._user_json(user, owner)})
 
 
 @_route("GET", "/repos/{owner}/{repo}")

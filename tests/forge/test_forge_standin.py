@@ -767,7 +767,20 @@ async def test_a_normal_session_touches_every_endpoint_and_stays_valid(
                 headers=basic("bob", "bob-pass-1"),
             )
         ).json()["sha1"]
-        gitea.add_collaborator("alice", "proj", "bob")
+        spare = await anon.post(
+            "/users/bob/tokens",
+            json={"name": "spare", "scopes": ["read:issue"]},
+            headers=basic("bob", "bob-pass-1"),
+        )
+        await anon.get("/users/bob/tokens", headers=basic("bob", "bob-pass-1"))
+        await anon.delete(
+            f"/users/bob/tokens/{spare.json()['id']}", headers=basic("bob", "bob-pass-1")
+        )
+        await admin.patch("/admin/users/bob", json={"source_id": 0, "login_name": "bob"})
+        await admin.get("/users/bob")
+        await api.put("/repos/alice/proj/collaborators/bob", json={"permission": "write"})
+        await api.get("/repos/alice/proj/collaborators/bob")
+        await api.get("/repos/alice/proj/collaborators/bob/permission")
         await api.get("/user")
         await api.get("/repos/alice/proj")
         await api.post(
