@@ -3,16 +3,23 @@
 A delivery is verified (HMAC of the raw body) before anything parses it, then written to
 an SQLite outbox keyed by `X-Gitea-Delivery` before Gitea gets its 200: a repeated
 delivery is a no-op, and a crash between the 200 and the room message loses nothing, the
-outbox is flushed on the next start. A dispatcher drains the outbox in batches (one
-message per room per window), so a burst of 50 events becomes a handful of messages, and
-it keeps an event until the homeserver accepted the message that reports it.
+outbox is flushed on the next start. The body's hash is a second key: a replayed body under
+a fresh delivery id (anyone who captured one signed delivery can mint ids) is a duplicate
+too. Two real events never share a body: each carries the issue's `updated_at` and ids.
+
+The body is read with a cap and a deadline, and the server drops a connection that has not
+finished its headers within the same deadline, so a stalled client holds no descriptor for
+long.
+
+A dispatcher drains the outbox in batches (one message per room per window), so a burst of
+50 events becomes a handful of messages, and it keeps an event until the homeserver
+accepted the message that reports it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,11 +28,10 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.forge.events import (
-    BadDelivery,
     ForgeEvent,
-    parse_delivery,
+    Rejection,
+    decode_delivery,
     render_notice,
-    verify_signature,
 )
 from fleetcore.db import open_private_db
 from fleetcore.log import fields
@@ -35,6 +41,8 @@ from fleetcore.retry import Backoff
 log = logging.getLogger("hermes.forge.webhooks")
 
 MAX_BODY = 2 * 1024 * 1024
+# Headers, then the whole body, each within this: Gitea posts a few KB at once.
+READ_TIMEOUT_S = 10.0
 MAX_EVENTS_PER_MESSAGE = 25
 # After a refused send: 1 s, doubling up to a minute, until the homeserver takes it.
 SEND_BACKOFF = Backoff(1.0, 60.0)
@@ -49,17 +57,42 @@ class Outbox:
         self._db = open_private_db(
             path,
             "CREATE TABLE IF NOT EXISTS delivery (id TEXT PRIMARY KEY, room TEXT,"
-            " event TEXT, received REAL, sent REAL);",
+            " event TEXT, received REAL, sent REAL);"
+            # A table of its own rather than a column: outboxes written before it need no
+            # migration (their old deliveries simply have no body hash on record).
+            "CREATE TABLE IF NOT EXISTS body (sha256 TEXT PRIMARY KEY, delivery TEXT);",
         )
 
-    def accept(self, delivery_id: str, room_id: str | None, event: ForgeEvent | None) -> bool:
-        """Record a delivery; False when this id was seen before (Gitea redelivered)."""
+    def accept(
+        self,
+        delivery_id: str,
+        room_id: str | None,
+        event: ForgeEvent | None,
+        body_sha256: str | None = None,
+    ) -> bool:
+        """Record a delivery; False when its id or its body was seen before (a replay)."""
         sent = None if room_id and event else time.time()  # nothing to report: done already
-        cur = self._db.execute(
-            "INSERT OR IGNORE INTO delivery VALUES (?, ?, ?, ?, ?)",
-            (delivery_id, room_id, event.to_json() if event else None, time.time(), sent),
-        )
-        return cur.rowcount == 1
+        # One transaction: a body recorded without its delivery would turn Gitea's retry of
+        # a delivery that got no 200 into a "duplicate", and lose it.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if body_sha256 is not None:
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO body VALUES (?, ?)", (body_sha256, delivery_id)
+                )
+                if cur.rowcount == 0:
+                    self._db.execute("ROLLBACK")
+                    return False
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO delivery VALUES (?, ?, ?, ?, ?)",
+                (delivery_id, room_id, event.to_json() if event else None, time.time(), sent),
+            )
+            fresh = cur.rowcount == 1
+            self._db.execute("COMMIT" if fresh else "ROLLBACK")
+            return fresh
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def pending(self) -> dict[str, list[tuple[str, ForgeEvent]]]:
         rows = self._db.execute(
@@ -145,52 +178,81 @@ class Dispatcher:
         return ok
 
 
+class BodyTooLarge(Exception):
+    """More than the cap was declared or sent."""
+
+
+async def read_body(request: web.BaseRequest, limit: int, timeout_s: float) -> bytes:
+    """The body, refused as soon as it is known to exceed `limit`; at most `timeout_s` long.
+
+    A declared Content-Length over the cap is refused before a byte of the body is read;
+    a chunked body is counted as it arrives, so memory stays within one chunk of the cap.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async with asyncio.timeout(timeout_s):
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class WebhookReceiver:
     """The aiohttp side: authenticate, parse, route to the project's room, accept."""
 
     def __init__(
-        self, secret: str, projects: ProjectStore, outbox: Outbox, dispatcher: Dispatcher
+        self,
+        secret: str,
+        projects: ProjectStore,
+        outbox: Outbox,
+        dispatcher: Dispatcher,
+        own_login: str | None = None,
+        *,
+        read_timeout_s: float = READ_TIMEOUT_S,
     ) -> None:
         self._secret = secret.encode()
         self.projects = projects
         self.outbox = outbox
         self.dispatcher = dispatcher
+        self.read_timeout_s = read_timeout_s
         # The fleet's own Gitea login: its actions (a burn's comments and labels, issues it
         # opened on request) are reported by the bot already, so they are not echoed.
-        self.own_login: str | None = None
+        self.own_login = own_login
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY)
+        app = web.Application(client_max_size=MAX_BODY)  # read_body enforces it as well
         app.router.add_post("/webhooks/gitea", self.handle)
         return app
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
+            body = await read_body(request, MAX_BODY, self.read_timeout_s)
+        except BodyTooLarge:
             return web.json_response({"error": "body too large"}, status=413)
-        if not verify_signature(self._secret, body, request.headers.get("X-Gitea-Signature")):
-            log.warning("webhook_bad_signature", extra=fields(peer=request.remote))
-            return web.json_response({"error": "bad signature"}, status=401)
-        delivery = request.headers.get("X-Gitea-Delivery", "").strip()
-        event_name = request.headers.get("X-Gitea-Event", "").strip()
-        if not delivery:
-            return web.json_response({"error": "missing X-Gitea-Delivery"}, status=400)
-        try:
-            payload = json.loads(body)
-            if not isinstance(payload, dict):
-                raise BadDelivery("body is not a JSON object")
-            event = parse_delivery(event_name, payload)
-        except (ValueError, BadDelivery) as exc:
-            log.warning("webhook_bad_body", extra=fields(delivery=delivery, error=str(exc)[:100]))
-            return web.json_response({"error": "malformed body"}, status=400)
+        except TimeoutError:
+            log.warning("webhook_body_timeout", extra=fields(peer=request.remote))
+            response = web.json_response({"error": "body not sent in time"}, status=408)
+            response.force_close()
+            return response
+        decoded = decode_delivery(self._secret, body, request.headers)
+        if isinstance(decoded, Rejection):
+            if decoded.status == 401:
+                log.warning("webhook_bad_signature", extra=fields(peer=request.remote))
+                return web.json_response({"error": "bad signature"}, status=401)
+            log.warning("webhook_bad_body", extra=fields(error=decoded.reason))
+            return web.json_response({"error": decoded.reason}, status=decoded.status)
+        delivery, event_name, event = decoded.delivery_id, decoded.event_name, decoded.event
         room = None
         if event is not None and self.own_login and event.actor == self.own_login:
             event = None
         if event is not None:
             projects = [p for p in self.projects.by_repo(event.repo) if p.room_id]
             room = projects[0].room_id if projects else None
-        fresh = self.outbox.accept(delivery, room, event)
+        fresh = self.outbox.accept(delivery, room, event, decoded.body_sha256)
         log.info(
             "webhook_received",
             extra=fields(
@@ -217,7 +279,17 @@ class WebhookServer:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.receiver.app(), access_log=None)
+        timeout = self.receiver.read_timeout_s
+        # aiohttp's keep-alive timer runs from the moment a connection is made until a
+        # request's headers are complete, so it bounds a client that stalls in its headers
+        # (or sends none); the default is an hour. After a refused or timed-out body it
+        # lingers to drain what the client still sends, for at most as long again.
+        self._runner = web.AppRunner(
+            self.receiver.app(),
+            access_log=None,
+            keepalive_timeout=timeout,
+            lingering_time=timeout,
+        )
         await self._runner.setup()
         # Port 0 lets the kernel pick a free port as it binds: no window for another
         # process to take a port probed a moment earlier.
