@@ -22,6 +22,9 @@ class WebhookConfig(BaseModel):
     public_url: str | None = None
     # Events arriving within this window after the first share one room message.
     batch_window_s: float = Field(2.0, ge=0, le=60)
+    # A client gets this long for its headers, and as long again for its body, before the
+    # connection is dropped: a stalled client must not hold a descriptor for good.
+    read_timeout_s: float = Field(10.0, gt=0, le=300)
 
 
 class GiteaConfig(BaseModel):
