@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from fleetcore.proc import ServerStartError, log_tail, stop_process
+from fleetcore.proc import PIDFILE, ServerStartError, log_tail, spawn_server, stop_process
 
 INSTALL_HINT = "sudo apt-get install -y nats-server"
 RANDOM_PORT = -1  # nats-server's own "any free port"
@@ -56,7 +56,7 @@ class NatsServer:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ports_dir.mkdir(exist_ok=True, mode=0o700)
         t0 = time.monotonic()
-        proc = self._proc = await asyncio.create_subprocess_exec(
+        proc = self._proc = await spawn_server(
             self.binary,
             "-a",
             "127.0.0.1",
@@ -69,6 +69,9 @@ class NatsServer:
             str(self.data_dir / "jetstream"),
             "-l",
             str(self.log_path),
+            # One server per JetStream store; dies with us (fleetcore/proc.py).
+            pidfile=self.data_dir / PIDFILE,
+            what="nats-server",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )

@@ -21,7 +21,15 @@ from typing import Any
 import httpx
 import yaml
 
-from fleetcore.proc import ServerStartError, free_port, log_tail, stop_process
+from fleetcore.proc import (
+    PIDFILE,
+    ServerStartError,
+    free_port,
+    log_tail,
+    port_holder,
+    spawn_server,
+    stop_process,
+)
 from fleetcore.secrets import tighten_tree, write_private
 
 _GENEROUS = {"per_second": 1000, "burst_count": 1000}
@@ -119,6 +127,8 @@ class SynapseServer:
         self.port = port or free_port()
         self._proc: asyncio.subprocess.Process | None = None
         self.log_path = data_dir / "homeserver.log"
+        # Who runs on this database: a run killed with -9 may have left its Synapse behind.
+        self.pidfile = data_dir / PIDFILE
         self.start_seconds: float | None = None
 
     @property
@@ -172,12 +182,16 @@ class SynapseServer:
             self.data_dir / "stdout.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
         )
         with open(stdout_fd, "ab") as out:  # noqa: ASYNC230 - the child writes it
-            self._proc = await asyncio.create_subprocess_exec(
+            self._proc = await spawn_server(
                 sys.executable,
                 "-m",
                 "synapse.app.homeserver",
                 "-c",
                 str(config_path),
+                # One Synapse per database: a second one on the same SQLite file answers
+                # until two writers collide (a 500 on a UNIQUE constraint at login).
+                pidfile=self.pidfile,
+                what="synapse",
                 stdout=out,
                 stderr=out,
                 env={**os.environ, "SYNAPSE_CACHE_FACTOR": "0.5"},
@@ -186,11 +200,12 @@ class SynapseServer:
         async with httpx.AsyncClient(timeout=2) as http:
             while True:
                 if self._proc.returncode is not None:
+                    tail = log_tail(self.data_dir / "stdout.log") + "\n" + log_tail(self.log_path)
+                    held = ""
+                    if "Address already in use" in tail:
+                        held = f" (port {self.port} is in use by {port_holder(self.port)})"
                     raise ServerStartError(
-                        f"synapse exited with {self._proc.returncode}:\n"
-                        + log_tail(self.data_dir / "stdout.log")
-                        + "\n"
-                        + log_tail(self.log_path)
+                        f"synapse exited with {self._proc.returncode}{held}:\n" + tail
                     )
                 if time.monotonic() - t0 > deadline_s:
                     await stop_process(self._proc)

@@ -3,7 +3,8 @@
 Everything lives under one state directory (default `./.fleet/`) and is reused by the next
 run: the homeserver's database, the accounts (passwords generated once, stored 0600), the
 bot's device and keys, and the sandbox forge's SQLite file (its issues, comments, labels and
-hooks). The ports are kept in `ports.json`. Ctrl-C stops every process this command started.
+hooks). The ports are kept in `ports.json`. Ctrl-C stops every process this command started;
+a `kill -9` takes its servers with it. One `fleet up` per state directory (`fleet.lock`).
 Nothing here reads the source tree: an installed wheel runs it from any directory.
 """
 
@@ -16,7 +17,7 @@ import secrets
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,14 @@ from fleet.local.synapse import Account, SynapseServer
 from fleet.sandbox.forge import DEFAULT_PORT as FORGE_PORT
 from fleet.sandbox.forge import SandboxForge
 from fleetcore.config import FleetConfig, load_config
-from fleetcore.proc import ServerStartError, free_port
+from fleetcore.proc import (
+    PIDFILE,
+    ServerStartError,
+    StateLock,
+    check_port_free,
+    free_port,
+    stop_orphan,
+)
 from fleetcore.secrets import write_private
 from fleetcore.soul import Soul
 
@@ -43,138 +51,152 @@ SANDBOX_ISSUES = (
 )
 
 
-def _port_or_free(preferred: int) -> int:
+class _Ports:
+    """`ports.json`: the ports of the first run, kept by every later one.
+
+    Running wolves hold the NATS URL, Element the homeserver's, the forge's hooks the
+    webhook's: a port that moved would strand them all. So a kept port that another process
+    holds is an error naming that process, never a silent move. Only the first run picks:
+    nats-server binds any free port itself (`-p -1`) and reports it, the forge falls back
+    to a free port; Synapse and the bot's webhook need theirs before they start, so they
+    take the default if it is free, else a free one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.saved: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
+
+    def check_kept(self) -> None:
+        """All at once, before any server starts: a taken port fails in a moment."""
+        for name, port in self.saved.items():
+            check_port_free(port, name, self.path)
+
+    def needed_before_start(self, name: str, default: int) -> int:
+        if name not in self.saved:
+            self.keep(name, default if _bindable(default) else free_port())
+        return self.saved[name]
+
+    def keep(self, name: str, port: int) -> None:
+        if self.saved.get(name) != port:
+            self.saved[name] = port
+            write_private(self.path, json.dumps(self.saved))
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        # As the servers bind: a port whose last connections linger in TIME_WAIT is free.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("127.0.0.1", preferred))
+            s.bind(("127.0.0.1", port))
         except OSError:
-            return free_port()
-    return preferred
+            return False
+    return True
+
+
+def _private_dir(path: Path) -> Path:
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+async def _stop_orphans(state_dir: Path) -> None:
+    """Servers that a killed `fleet up` left running on this state directory's stores.
+
+    Started to die with their parent, they should be gone; one that is not (no `setpriv`,
+    or killed in the instant between fork and exec) is stopped here, under the lock, so it
+    is no other live fleet's.
+    """
+    for what, data_dir in (("nats-server", "nats"), ("synapse", "synapse")):
+        pid = await stop_orphan(state_dir / data_dir / PIDFILE, what)
+        if pid is not None:
+            print(
+                f"fleet: stopped {what} (pid {pid}), left running on {state_dir / data_dir} "
+                "by an earlier run that was killed",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 class LocalFleet:
-    """Starts the servers, makes the accounts and the config; stops all on exit."""
+    """A running local fleet, built whole by `LocalFleet.running()`: servers, accounts,
+    config; everything it started stops when that context ends."""
 
-    def __init__(self, state_dir: Path) -> None:
-        self.state_dir = state_dir.resolve()
-        self.ports_path = self.state_dir / "ports.json"
-        self.accounts_path = self.state_dir / "accounts.json"
-        self.config_path = self.state_dir / "config.yaml"
-        # Your additions to the generated config (model providers, projects...).
-        self.overlay_path = self.state_dir / "extra.yaml"
-        self.synapse: SynapseServer | None = None
-        self.nats: NatsServer | None = None
-        self.forge: SandboxForge | None = None
-        self.forge_users: dict[str, str] = {}
-        self.webhook_port = 0
-        self.accounts: dict[str, Account] = {}
-        self.new_accounts = False
-        # Extra config (the demo adds its fake model provider).
-        self.extra_config: dict[str, Any] = {}
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        nats: NatsServer,
+        synapse: SynapseServer,
+        forge: SandboxForge,
+        accounts: dict[str, Account],
+        new_accounts: bool,
+        operators_room: str,
+        webhook_port: int,
+        extra_config: dict[str, Any],
+    ) -> None:
+        self.state_dir = state_dir
+        self.nats = nats
+        self.synapse = synapse
+        self.forge = forge
+        self.accounts = accounts
+        self.new_accounts = new_accounts
         # The private room for crisis alerts (fleet/local/opsroom.py).
-        self.operators_room: str | None = None
+        self.operators_room = operators_room
+        self.webhook_port = webhook_port
+        # Extra config (the demo adds its fake model provider).
+        self.extra_config = extra_config
+        self.forge_users = {"alice": forge.token("alice")}
+        self.ports_path = state_dir / "ports.json"
+        self.accounts_path = state_dir / "accounts.json"
+        self.config_path = state_dir / "config.yaml"
+        # Your additions to the generated config (model providers, projects...).
+        self.overlay_path = state_dir / "extra.yaml"
 
-    def _ports(self) -> dict[str, int]:
-        """The saved ports, or the defaults; one that is taken is replaced by a free one,
-        and saved, so the next run uses the same (the forge's hooks point at the webhook)."""
-        saved: dict[str, int] = {}
-        if self.ports_path.exists():
-            saved = json.loads(self.ports_path.read_text())
-        ports = {
-            "synapse": _port_or_free(saved.get("synapse", 8008)),
-            "nats": _port_or_free(saved.get("nats", 4222)),
-            "webhook": _port_or_free(saved.get("webhook", 8787)),
-            # The forge binds this itself and falls back to a free port if it is taken.
-            "gitea": saved.get("gitea", FORGE_PORT),
-        }
-        if ports != saved:
-            write_private(self.ports_path, json.dumps(ports))
-        return ports
-
-    def _keep_port(self, name: str, port: int) -> None:
-        saved: dict[str, int] = json.loads(self.ports_path.read_text())
-        if saved.get(name) != port:
-            saved[name] = port
-            write_private(self.ports_path, json.dumps(saved))
-
-    async def __aenter__(self) -> LocalFleet:
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ports = self._ports()
-        self.nats = NatsServer(self.state_dir / "nats", port=ports["nats"])
-        self.synapse = SynapseServer(self.state_dir / "synapse", port=ports["synapse"])
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(
+        cls, state_dir: Path, extra_config: dict[str, Any] | None = None
+    ) -> AsyncIterator[LocalFleet]:
+        """One fleet per state directory: a second `fleet up` on it is refused (the lock)."""
+        state_dir = _private_dir(state_dir)
+        lock = StateLock.acquire(state_dir)
         try:
-            await self.nats.start()
-            await self.synapse.start()
-            await self._accounts()
-            op = self.accounts["operator"]
-            self.operators_room = await ensure_operators_room(
-                self.synapse.url,
-                op.user_id,
-                op.password,
-                self.accounts["bot"].user_id,
-                self.state_dir,
-            )
-            await self._sandbox_forge(ports["gitea"])
-            self.webhook_port = ports["webhook"]
-            self._write_config()
-        except BaseException:
-            await self.__aexit__()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.forge is not None:
-            await self.forge.stop()
-            self.forge.close()
-        if self.synapse is not None:
-            await self.synapse.stop()
-        if self.nats is not None:
-            await self.nats.stop()
-
-    async def _accounts(self) -> None:
-        assert self.synapse is not None
-        if self.accounts_path.exists():
-            saved = json.loads(self.accounts_path.read_text())
-            self.accounts = {k: Account(**v) for k, v in saved.items()}
-            return
-        for role, localpart in (("bot", BOT), ("operator", OPERATOR)):
-            self.accounts[role] = await self.synapse.register(
-                localpart, password=secrets.token_urlsafe(18)
-            )
-        write_private(
-            self.accounts_path,
-            json.dumps({k: v.__dict__ for k, v in self.accounts.items()}, indent=1),
-        )
-        write_private(self.state_dir / "bot-password", self.accounts["bot"].password)
-        self.new_accounts = True
-
-    async def _sandbox_forge(self, port: int) -> None:
-        """The sandbox Gitea (fleet/sandbox/forge.py), so forge commands and burns work at once.
-
-        It keeps its data in `gitea/forge.db` under the state directory and is seeded once:
-        a `fleet` admin (the bot's token), `alice` (a collaborator) and a repo with issues.
-        Point `gitea:` at a real Gitea for work that must last.
-        """
-        self.forge = SandboxForge(db_path=self.state_dir / "gitea" / "forge.db", port=port)
-        await self.forge.start()
-        self._keep_port("gitea", self.forge.port)
-        owner, repo = SANDBOX_REPO
-        for login, admin in (("fleet", True), ("alice", False), (owner, False)):
-            if not self.forge.has_user(login):
-                self.forge.add_user(login, admin=admin)
-        if not self.forge.has_repo(owner, repo):
-            self.forge.add_repo(owner, repo)
-            self.forge.add_collaborator(owner, repo, "fleet", "admin")
-            self.forge.add_collaborator(owner, repo, "alice", "write")
-            for title, body in SANDBOX_ISSUES:
-                self.forge.add_issue(owner, repo, title, body)
-        self.forge_users["alice"] = self.forge.token("alice")
-        write_private(self.state_dir / "gitea-token", self.forge.token("fleet"))
-        secret = self.state_dir / "webhook-secret"
-        if not secret.exists():
-            write_private(secret, secrets.token_urlsafe(24))
+            async with contextlib.AsyncExitStack() as stack:
+                await _stop_orphans(state_dir)
+                ports = _Ports(state_dir / "ports.json")
+                ports.check_kept()
+                synapse_port = ports.needed_before_start("synapse", 8008)
+                webhook_port = ports.needed_before_start("webhook", 8787)
+                nats = NatsServer(state_dir / "nats", port=ports.saved.get("nats"))
+                await nats.start()
+                stack.push_async_callback(nats.stop)
+                if nats.port is None:  # start() sets it from the server's own report
+                    raise ServerStartError("nats-server did not report its port")
+                ports.keep("nats", nats.port)
+                synapse = SynapseServer(state_dir / "synapse", port=synapse_port)
+                await synapse.start()
+                stack.push_async_callback(synapse.stop)
+                accounts, new_accounts = await _accounts(state_dir, synapse)
+                op = accounts["operator"]
+                operators_room = await ensure_operators_room(
+                    synapse.url, op.user_id, op.password, accounts["bot"].user_id, state_dir
+                )
+                forge = await _sandbox_forge(state_dir, ports)
+                stack.push_async_callback(_close_forge, forge)
+                fleet = cls(
+                    state_dir,
+                    nats=nats,
+                    synapse=synapse,
+                    forge=forge,
+                    accounts=accounts,
+                    new_accounts=new_accounts,
+                    operators_room=operators_room,
+                    webhook_port=webhook_port,
+                    extra_config=extra_config or {},
+                )
+                fleet._write_config()
+                yield fleet
+        finally:
+            lock.release()
 
     def _soul_path(self) -> Path:
         """The packaged SOUL.md, written to the state directory the first time: edit it
@@ -185,7 +207,6 @@ class LocalFleet:
         return path
 
     def render_config(self) -> dict[str, Any]:
-        assert self.synapse is not None and self.nats is not None and self.forge is not None
         hook_url = f"http://127.0.0.1:{self.webhook_port}/webhooks/gitea"
         return {
             "state_dir": str(self.state_dir),
@@ -231,7 +252,6 @@ class LocalFleet:
         return load_config(self.config_path)
 
     def instructions(self) -> str:
-        assert self.synapse is not None
         op = self.accounts["operator"]
         lines = [
             "",
@@ -249,9 +269,9 @@ class LocalFleet:
             "  Crisis alerts go to the private room 'Fleet operators' (already joined).",
             "  Sandbox forge (Gitea's API, kept in "
             + f"{self.state_dir / 'gitea' / 'forge.db'}): "
-            + (self.forge.url if self.forge else "-"),
+            + self.forge.url,
             f"      try: !project add sandbox {'/'.join(SANDBOX_REPO)}",
-            f"  NATS: {self.nats.url if self.nats else '-'}. Wolves need models: put `model:` "
+            f"  NATS: {self.nats.url}. Wolves need models: put `model:` "
             f"and `fallback_providers:` in {self.overlay_path},",
             f"      restart, then: fleet wolf --config {self.config_path} --name wolf-1",
             f"  State: {self.state_dir}    Ctrl-C stops everything.",
@@ -260,14 +280,69 @@ class LocalFleet:
         return "\n".join(lines)
 
 
+async def _accounts(state_dir: Path, synapse: SynapseServer) -> tuple[dict[str, Account], bool]:
+    """The bot's and the operator's accounts: made on the first run, then read back."""
+    accounts_path = state_dir / "accounts.json"
+    if accounts_path.exists():
+        saved = json.loads(accounts_path.read_text())
+        return {k: Account(**v) for k, v in saved.items()}, False
+    accounts = {
+        role: await synapse.register(localpart, password=secrets.token_urlsafe(18))
+        for role, localpart in (("bot", BOT), ("operator", OPERATOR))
+    }
+    write_private(accounts_path, json.dumps({k: v.__dict__ for k, v in accounts.items()}, indent=1))
+    write_private(state_dir / "bot-password", accounts["bot"].password)
+    return accounts, True
+
+
+async def _sandbox_forge(state_dir: Path, ports: _Ports) -> SandboxForge:
+    """The sandbox Gitea (fleet/sandbox/forge.py), so forge commands and burns work at once.
+
+    It keeps its data in `gitea/forge.db` under the state directory and is seeded once:
+    a `fleet` admin (the bot's token), `alice` (a collaborator) and a repo with issues.
+    Point `gitea:` at a real Gitea for work that must last.
+    """
+    kept = ports.saved.get("gitea")
+    forge = SandboxForge(
+        db_path=state_dir / "gitea" / "forge.db",
+        port=kept if kept is not None else FORGE_PORT,
+        # The first run may move off a taken default; later runs keep the port or fail.
+        port_fallback=kept is None,
+    )
+    try:
+        await forge.start()
+    except BaseException:
+        forge.close()
+        raise
+    ports.keep("gitea", forge.port)
+    owner, repo = SANDBOX_REPO
+    for login, admin in (("fleet", True), ("alice", False), (owner, False)):
+        if not forge.has_user(login):
+            forge.add_user(login, admin=admin)
+    if not forge.has_repo(owner, repo):
+        forge.add_repo(owner, repo)
+        forge.add_collaborator(owner, repo, "fleet", "admin")
+        forge.add_collaborator(owner, repo, "alice", "write")
+        for title, body in SANDBOX_ISSUES:
+            forge.add_issue(owner, repo, title, body)
+    write_private(state_dir / "gitea-token", forge.token("fleet"))
+    secret = state_dir / "webhook-secret"
+    if not secret.exists():
+        write_private(secret, secrets.token_urlsafe(24))
+    return forge
+
+
+async def _close_forge(forge: SandboxForge) -> None:
+    await forge.stop()
+    forge.close()
+
+
 async def with_fleet(
     state_dir: Path,
     body: Callable[[LocalFleet, BotRunner], Awaitable[int]],
     extra_config: dict[str, Any] | None = None,
 ) -> int:
-    fleet = LocalFleet(state_dir)
-    fleet.extra_config = extra_config or {}
-    async with fleet:
+    async with LocalFleet.running(state_dir, extra_config) as fleet:
         from fleetcore import log
 
         cfg = fleet.load()
