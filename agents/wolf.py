@@ -254,7 +254,7 @@ def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, Fa
     from fleetcore.config import FleetConfig
     from fleetcore.forge.client import client_from_config
     from fleetcore.projects import project_store
-    from fleetcore.soul import Soul
+    from fleetcore.soul import SoulRefusedError, load_for_agent
 
     assert isinstance(cfg, FleetConfig)
     if cfg.bus is None or cfg.gitea is None or not cfg.fallback_providers:
@@ -268,7 +268,10 @@ def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, Fa
             if not v
         ]
         raise SystemExit(f"fleet wolf needs {', '.join(missing)} in the config")
-    soul = Soul.load(cfg.soul)
+    try:
+        soul = load_for_agent(cfg.soul, cfg.state_dir)
+    except SoulRefusedError as exc:
+        raise SystemExit(f"fleet wolf {name}: {exc}") from None
     chain = FallbackChain.from_config(cfg.model, cfg.fallback_providers, cfg.chain, soul.text)
     gitea = client_from_config(cfg)
     projects = project_store(cfg)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from fleetcore import __version__
-from fleetcore.soul import Soul
+from fleetcore.soul import Soul, SoulCheck, judge
 
 if TYPE_CHECKING:
     from bot.matrix.client import MatrixShell
@@ -31,6 +31,13 @@ class BotServices:
     status_sections: list[Callable[[], Awaitable[str]]] = field(default_factory=list)
     # Area objects (forge client, bus, chain) by name, for their own commands.
     extras: dict[str, Any] = field(default_factory=dict)
+    # SOUL.md's signature, judged once at start: the bot runs on any SOUL.md (the operator
+    # must be able to talk to it to fix one) and says in `!status` what it found.
+    soul_check: SoulCheck | None = None
+
+    def __post_init__(self) -> None:
+        if self.soul_check is None:
+            self.soul_check = judge(self.soul, self.config.state_dir)
 
     def uptime_s(self) -> float:
         return time.monotonic() - self.started_at

@@ -17,13 +17,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 from fleetcore import data
+from fleetcore.identity.keystore import fleet_npub
 from fleetcore.identity.nostr import Event, NostrError, NostrKey, npub_decode
+from fleetcore.log import fields
+
+log = logging.getLogger("hermes.soul")
 
 SIG_SUFFIX = ".sig"
 # NIP-94 "file metadata": a regular event whose `x` tag is the file's sha256 hex.
@@ -56,6 +61,36 @@ class Soul:
         if self.path is None:
             return SoulCheck(SoulState.UNSIGNED, None, "SOUL.md is the packaged default, unsigned")
         return check_signature(self, sig_path(self.path), fleet_npub)
+
+
+class SoulRefusedError(RuntimeError):
+    """SOUL.md is not one an agent may run on (altered, forged, or unsigned when it must be)."""
+
+
+def judge(soul: Soul, state_dir: Path) -> SoulCheck:
+    """Judge a loaded SOUL.md against the fleet's key in `state_dir`, logging the verdict."""
+    check = soul.check(fleet_npub(state_dir))
+    level = logging.INFO if check.state is SoulState.VALID else logging.WARNING
+    log.log(
+        level,
+        "soul_checked",
+        extra=fields(
+            path=str(soul.path) if soul.path else "(packaged)",
+            sha256=soul.sha256,
+            state=check.state.value,
+            signer=check.npub,
+        ),
+    )
+    return check
+
+
+def load_for_agent(path: Path, state_dir: Path) -> Soul:
+    """Load SOUL.md for an agent, refusing one that was altered after signing or forged."""
+    soul = Soul.load(path)
+    check = judge(soul, state_dir)
+    if not check.agents_may_start:
+        raise SoulRefusedError(f"refusing to start: {path}: {check.status_line}")
+    return soul
 
 
 class SoulState(StrEnum):

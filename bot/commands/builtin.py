@@ -58,6 +58,7 @@ def register(registry: CommandRegistry) -> None:
             f"Homeserver: {svc.config.matrix.homeserver} as {svc.config.matrix.user_id}",
             f"Joined rooms: {len(svc.matrix.joined_rooms())}",
             f"SOUL.md sha256: {svc.soul.sha256}",
+            svc.soul_check.status_line if svc.soul_check else "SOUL.md signature not checked",
             "Services:",
         ]
         for name in names:
