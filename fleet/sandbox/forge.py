@@ -26,8 +26,13 @@ client:
 * Listing or creating comments on an issue that does not exist answers 500 with an empty
   message (Gitea 1.23 does not map its not-found error there); `GET` of the issue says 404.
 * Admin-created users must change their password unless `must_change_password: false`, and
-  until then every API call they make answers 403. Tokens are created with basic auth only,
-  need at least one scope, and are held to their scopes.
+  until then every API call they make answers 403. Tokens are listed, created and deleted
+  with basic auth only (the user's own, or a site admin's for anyone), need at least one
+  scope, are held to their scopes, and report them normalised (write implies read).
+* A user disabled with `prohibit_login` (or `active: false`) keeps its tokens, but every
+  request made with them answers 403; its password answers 401. A deleted token is 401.
+* Collaborators get one access mode (read, write, admin) for the whole repository; labelling
+  an issue needs write, commenting read. A private repository is 404 to a stranger.
 * Hooks default to inactive; the `issues` event also subscribes to assign, label, milestone
   and comment events. Deliveries are signed, sent in order per hook, and never retried.
 * Event comments (close, reopen, label, title, assignee changes) consume comment ids but are

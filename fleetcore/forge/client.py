@@ -28,7 +28,17 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from fleetcore.errors import FleetError
-from fleetcore.forge.models import Comment, Hook, Issue, Label, Page, Repo
+from fleetcore.forge.models import (
+    AccessToken,
+    Comment,
+    ForgeUser,
+    Hook,
+    Issue,
+    Label,
+    Page,
+    Repo,
+)
+from fleetcore.forge.scopes import InvalidScope, normalize_scopes
 
 log = logging.getLogger("hermes.forge")
 
@@ -70,12 +80,29 @@ class Unauthorized(GiteaError):
     """401/403: the token is missing, wrong, or lacks a scope."""
 
 
+class Forbidden(Unauthorized):
+    """403: Gitea knows who is asking and refuses this request to them."""
+
+
+class MissingScope(Forbidden):
+    """403: the token is valid but was not minted with the scope this request needs."""
+
+
+class LoginProhibited(Forbidden):
+    """403: the token's user is disabled (`prohibit_login`, or not active)."""
+
+
 class NotFound(GiteaError):
     """404: the owner/repo, issue, comment or label does not exist (or is invisible)."""
 
 
 class Invalid(GiteaError):
     """400/422: Gitea said what was wrong with the request."""
+
+
+class AlreadyExists(Invalid):
+    """The user (422) or the user's token name (400) is taken: for an idempotent caller, the
+    thing to create is already there."""
 
 
 class Conflict(GiteaError):
@@ -184,7 +211,7 @@ class GiteaClient:
                     continue
                 raise GiteaUnavailable(last, status)
             if status >= 400:
-                raise self._client_error(response, what or f"{method} {path}")
+                raise self._client_error(response, what or f"{method} {path}", auth is not None)
             return response
         log.warning("gitea.unavailable", extra={"path": path, "reason": last})
         raise GiteaUnavailable(f"{last} (after {attempts} attempts)", last_status)
@@ -202,14 +229,20 @@ class GiteaClient:
             return  # Gitea cannot say either: the original failure is reported
 
     @staticmethod
-    def _client_error(response: httpx.Response, what: str) -> GiteaError:
+    def _client_error(response: httpx.Response, what: str, basic: bool = False) -> GiteaError:
         status = response.status_code
         detail = _error_text(response)
         suffix = f": {detail}" if detail else ""
         if status == 401:
+            if basic:
+                return Unauthorized(f"the Gitea login was rejected (401){suffix}", status)
             return Unauthorized("the Gitea token was rejected (401)", status)
         if status == 403:
-            return Unauthorized(f"the Gitea token may not do this (403){suffix}", status)
+            if "required scope" in detail:
+                return MissingScope(f"the Gitea token lacks a scope for {what}{suffix}", status)
+            if "prohibited from signing in" in detail or "not activated" in detail:
+                return LoginProhibited(f"the Gitea account is disabled (403){suffix}", status)
+            return Forbidden(f"the Gitea token may not do this (403){suffix}", status)
         if status == 404:
             return NotFound(f"{what} not found", status)
         if status == 409:
@@ -507,35 +540,186 @@ class GiteaClient:
             return False
         return True
 
-    # -- users, tokens ----------------------------------------------------------------
+    # -- users, tokens, collaborators ------------------------------------------------
+    #
+    # Agent accounts (issue #13). Token endpoints take BASIC auth only (Gitea's
+    # reqBasicOrRevProxyAuth): a token, even an admin's, is refused with 401. A site admin's
+    # basic auth may list, mint and delete any user's tokens (reqSelfOrAdmin), so an agent's
+    # own password is never needed after its account exists.
 
-    async def admin_create_user(self, username: str, email: str, password: str) -> str:
-        """Agent users: without must_change_password=false they cannot use the API."""
+    async def admin_create_user(
+        self,
+        username: str,
+        email: str,
+        password: str,
+        *,
+        must_change_password: bool = False,
+        full_name: str = "",
+    ) -> ForgeUser:
+        """Create an account as the site admin. Agent users need must_change_password=false:
+        until a password is changed, every API call the user makes answers 403.
+
+        Raises AlreadyExists when the login is taken (Gitea answers 422 "user already
+        exists"); a taken e-mail address is a plain Invalid, since it is someone else."""
+        payload: dict[str, Any] = {
+            "username": username,
+            "email": email,
+            "password": password,
+            "must_change_password": must_change_password,
+        }
+        if full_name:
+            payload["full_name"] = full_name
+        try:
+            data = await self._json("POST", "/admin/users", json=payload, what=f"user {username}")
+        except Invalid as exc:
+            if exc.status == 422 and "user already exists" in str(exc):
+                raise AlreadyExists(f"Gitea user {username} already exists", 422) from None
+            raise
+        return ForgeUser.of(data)
+
+    async def admin_edit_user(
+        self,
+        username: str,
+        *,
+        prohibit_login: bool | None = None,
+        active: bool | None = None,
+        must_change_password: bool | None = None,
+        full_name: str | None = None,
+    ) -> ForgeUser:
+        """Change a local account as the site admin; `prohibit_login=True` disables it (its
+        tokens are refused with 403 from then on), False enables it again.
+
+        EditUserOption's `login_name` is required (empty answers 422) and always written,
+        so the user's own login is sent, as Gitea stores it for local accounts; `source_id`
+        0 leaves the authentication source alone. Not for externally authenticated users."""
+        payload: dict[str, Any] = {"source_id": 0, "login_name": username}
+        for key, value in (
+            ("prohibit_login", prohibit_login),
+            ("active", active),
+            ("must_change_password", must_change_password),
+            ("full_name", full_name),
+        ):
+            if value is not None:
+                payload[key] = value
         data = await self._json(
-            "POST",
-            "/admin/users",
-            json={
-                "username": username,
-                "email": email,
-                "password": password,
-                "must_change_password": False,
-            },
-            what=f"user {username}",
+            "PATCH", f"/admin/users/{username}", json=payload, what=f"user {username}"
         )
-        return str(data.get("login") or username)
+        return ForgeUser.of(data)
+
+    async def get_user(self, username: str) -> ForgeUser:
+        """A user as our token's owner sees it (an admin sees `active`/`prohibit_login`)."""
+        data = await self._json("GET", f"/users/{username}", what=f"user {username}")
+        return ForgeUser.of(data)
 
     async def create_token(
-        self, username: str, password: str, name: str, scopes: Sequence[str] = ("all",)
-    ) -> str:
-        """A user's token is created with that user's own password (basic auth), not ours."""
-        data = await self._json(
-            "POST",
-            f"/users/{username}/tokens",
-            json={"name": name, "scopes": list(scopes)},
-            auth=(username, password),
-            what=f"token for {username}",
+        self,
+        username: str,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        basic_auth: tuple[str, str],
+    ) -> AccessToken:
+        """Mint a token for `username` with `basic_auth` (the user's own login, or a site
+        admin's). The answer is the only time Gitea shows the secret (`secret`): the caller
+        stores it at once. Scopes are checked here first, so a typo is not a 400 later.
+
+        Raises AlreadyExists when the user already has a token of that name (Gitea answers
+        400 "access token name has been used already"); its secret cannot be had again."""
+        try:
+            wanted = normalize_scopes(scopes)
+        except InvalidScope as exc:
+            raise Invalid(str(exc)) from None
+        if not wanted:
+            raise Invalid("a Gitea token needs at least one scope")
+        if name.strip().lstrip("+-").isdigit():
+            raise Invalid(f"token name {name!r} is a number, which Gitea takes as a token id")
+        try:
+            data = await self._json(
+                "POST",
+                f"/users/{username}/tokens",
+                json={"name": name, "scopes": list(wanted)},
+                auth=basic_auth,
+                what=f"token for {username}",
+            )
+        except Invalid as exc:
+            if exc.status == 400 and "has been used already" in str(exc):
+                raise AlreadyExists(
+                    f"Gitea user {username} already has a token named {name}", 400
+                ) from None
+            raise
+        return AccessToken.of(data)
+
+    async def list_tokens(self, username: str, *, basic_auth: tuple[str, str]) -> list[AccessToken]:
+        """Every token of `username`, with scopes and last eight characters, never secrets."""
+        out: list[AccessToken] = []
+        page = 1
+        while True:
+            response = await self._request(
+                "GET",
+                f"/users/{username}/tokens",
+                params={"page": page, "limit": MAX_LIMIT},
+                auth=basic_auth,
+                what=f"tokens of {username}",
+            )
+            batch = [AccessToken.of(d) for d in response.json()]
+            out += batch
+            total = response.headers.get("X-Total-Count")
+            if len(batch) < MAX_LIMIT or (total and total.isdigit() and len(out) >= int(total)):
+                return out
+            page += 1
+
+    async def delete_token(
+        self, username: str, token: int | str, *, basic_auth: tuple[str, str]
+    ) -> bool:
+        """Delete a token by id, or by name; False when there was none (already deleted).
+
+        Gitea reads a path segment that parses as a number as an id, so a name that looks
+        like one is refused here rather than deleting some other token."""
+        if isinstance(token, str) and token.strip().lstrip("+-").isdigit():
+            raise Invalid(f"token name {token!r} is a number; pass the token's id instead")
+        try:
+            await self._request(
+                "DELETE",
+                f"/users/{username}/tokens/{token}",
+                auth=basic_auth,
+                what=f"token {token} of {username}",
+            )
+        except NotFound:
+            return False
+        return True
+
+    async def add_collaborator(self, owner: str, repo: str, username: str, permission: str) -> None:
+        """Add `username` to the repo (or change their access) at `permission`: read, write
+        or admin, for the whole repository: per-unit access exists only for org teams."""
+        if permission not in ("read", "write", "admin"):
+            raise Invalid(f"collaborator permission {permission!r} is not read, write or admin")
+        await self._request(
+            "PUT",
+            f"/repos/{owner}/{repo}/collaborators/{username}",
+            json={"permission": permission},
+            what=f"collaborator {username} on {owner}/{repo}",
         )
-        return str(data.get("sha1") or "")
+
+    async def is_collaborator(self, owner: str, repo: str, username: str) -> bool:
+        try:
+            await self._request(
+                "GET",
+                f"/repos/{owner}/{repo}/collaborators/{username}",
+                what=f"collaborator {username} on {owner}/{repo}",
+            )
+        except NotFound:
+            return False
+        return True
+
+    async def collaborator_permission(self, owner: str, repo: str, username: str) -> str:
+        """The user's effective access: none, read, write, admin or owner (anyone may read a
+        public repository, so a stranger there is `read`)."""
+        data = await self._json(
+            "GET",
+            f"/repos/{owner}/{repo}/collaborators/{username}/permission",
+            what=f"permission of {username} on {owner}/{repo}",
+        )
+        return str(data.get("permission") or "none")
 
     # -- hooks -----------------------------------------------------------------------
 

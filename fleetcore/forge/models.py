@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -106,3 +106,49 @@ class Hook:
 class Page(Generic[T]):
     items: list[T]
     total: int
+
+
+@dataclass(frozen=True)
+class ForgeUser:
+    """A Gitea account; `active` and `prohibit_login` are only true data for an admin viewer."""
+
+    id: int
+    login: str
+    full_name: str = ""
+    email: str = ""
+    is_admin: bool = False
+    active: bool = False
+    prohibit_login: bool = False
+
+    @classmethod
+    def of(cls, d: dict[str, Any]) -> ForgeUser:
+        return cls(
+            int(d["id"]),
+            str(d.get("login") or ""),
+            str(d.get("full_name") or ""),
+            str(d.get("email") or ""),
+            bool(d.get("is_admin")),
+            bool(d.get("active")),
+            bool(d.get("prohibit_login")),
+        )
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    """A token as Gitea lists it; `secret` is only ever set in the answer that minted it."""
+
+    id: int
+    name: str
+    scopes: tuple[str, ...]
+    last_eight: str
+    secret: str = field(default="", repr=False)
+
+    @classmethod
+    def of(cls, d: dict[str, Any]) -> AccessToken:
+        return cls(
+            int(d["id"]),
+            str(d.get("name") or ""),
+            tuple(str(s) for s in d.get("scopes") or ()),
+            str(d.get("token_last_eight") or ""),
+            str(d.get("sha1") or ""),
+        )

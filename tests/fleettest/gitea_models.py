@@ -51,6 +51,7 @@ _ENTITIES: Final = frozenset(
         "Label",
         "Permission",
         "PullRequestMeta",
+        "RepoCollaboratorPermission",
         "Repository",
         "RepositoryMeta",
         "ServerVersion",

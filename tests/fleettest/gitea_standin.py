@@ -1,8 +1,8 @@
 """The sandbox forge held to Gitea's own API description, with faults on cue: the tests' Gitea.
 
 Gitea cannot be installed here, so the tests run the product's sandbox forge
-(`fleet.sandbox.forge.SandboxForge`: routes, users, tokens, repos, issues, labels, comments,
-hooks and signed webhook deliveries, with Gitea's semantics) wrapped in a referee:
+(`fleet.sandbox.forge.SandboxForge`: routes, users, tokens, collaborators, repos, issues,
+labels, comments, hooks and signed webhook deliveries, with Gitea's semantics) wrapped in a referee:
 
 * Every request and response is held to Gitea's swagger by `SwaggerValidator`, and every
   response body (and every webhook payload part) also to the strict pydantic models of

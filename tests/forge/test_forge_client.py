@@ -157,11 +157,13 @@ async def test_a_dead_server_is_unavailable_not_a_crash() -> None:
 
 
 async def test_admin_user_token_and_hooks(client: GiteaClient, gitea: GiteaStandin) -> None:
-    login = await client.admin_create_user("wolf-1", "wolf-1@fleet.local", "pw-1234567890")
-    assert login == "wolf-1"
-    token = await client.create_token("wolf-1", "pw-1234567890", "wolf-token")
-    assert token
-    as_wolf = GiteaClient(gitea.url, token)
+    user = await client.admin_create_user("wolf-1", "wolf-1@fleet.local", "pw-1234567890")
+    assert user.login == "wolf-1"
+    token = await client.create_token(
+        "wolf-1", "wolf-token", ["all"], basic_auth=("wolf-1", "pw-1234567890")
+    )
+    assert token.secret and token.secret.endswith(token.last_eight)
+    as_wolf = GiteaClient(gitea.url, token.secret)
     assert await as_wolf.version()
     await as_wolf.aclose()
     hook = await client.create_hook("acme", "web", "http://127.0.0.1:9/webhooks/gitea", "s3cret")
