@@ -1048,6 +1048,17 @@ class SandboxForge:
         self._persist()
         return sha1
 
+    def set_password(self, login: str, password: str) -> None:
+        """Give a seeded user a known password: the admin's basic auth mints agents' tokens,
+        and `add_user` alone leaves a random one nobody knows."""
+        user = self._user_by_login(login)
+        if user is None:
+            raise KeyError(login)
+        if len(password) < _MIN_PASSWORD_LENGTH:
+            raise ValueError(f"a password has at least {_MIN_PASSWORD_LENGTH} characters")
+        user.password = password
+        self._persist()
+
     def add_repo(self, owner: str, name: str, private: bool = False) -> None:
         """Create a repository; an unknown owner is created as a user without a token."""
         user = self._user_by_login(owner)

@@ -265,7 +265,9 @@ async def check_agent_forge(
         tokens = await admin.list_tokens(name, basic_auth=admin_auth)
     except GiteaError as exc:
         return [*problems, f"cannot list {name}'s Gitea tokens: {exc}"]
-    found = next((t for t in tokens if t.id == token_id), None) if token_id is not None else None
+    if token_id is None:
+        return [*problems, f"no Gitea token id is recorded for {name}: run `fleet agent add`"]
+    found = next((t for t in tokens if t.id == token_id), None)
     if found is None:
         problems.append(f"{name}'s Gitea token (id {token_id}) is not among the user's tokens")
         return problems

@@ -346,6 +346,8 @@ async def test_doctor_checks_validity_owner_and_scopes(
     assert stale == [
         f"wolf-1's Gitea token (id {made.token_id + 100}) is not among the user's tokens"
     ]
+    unrecorded = await check_agent_forge(wolf, "wolf-1", admin=admin, admin_auth=ADMIN)
+    assert unrecorded == ["no Gitea token id is recorded for wolf-1: run `fleet agent add`"]
 
     await admin.admin_edit_user("wolf-1", prohibit_login=True)
     assert await check_agent_forge(wolf, "wolf-1") == ["Gitea account wolf-1 is disabled"]
@@ -359,7 +361,8 @@ async def test_doctor_checks_validity_owner_and_scopes(
 async def test_the_sandbox_keeps_agent_accounts_across_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "forge.db"
     async with SandboxForge(db_path=db) as forge:
-        token = forge.add_user(ADMIN[0], password=ADMIN[1], admin=True)
+        token = forge.add_user(ADMIN[0], admin=True)  # as `fleet up` seeds it: password unknown
+        forge.set_password(ADMIN[0], ADMIN[1])
         forge.add_repo(*REPO, private=True)
         async with GiteaClient(forge.url, token, retries=0) as c:
             made = await provision_agent_forge(c, ADMIN, "wolf-1", ["acme/web"])
