@@ -35,6 +35,8 @@ async def test_ping_help_status_in_an_encrypted_room(fleet) -> None:  # type: ig
     soul = Soul.load(fleet.cfg.soul)
     assert __version__ in status.body
     assert soul.sha256 in status.body
+    # The session's fleet runs on the repository's SOUL.md, unsigned: said plainly.
+    assert "SOUL.md is unsigned" in status.body
     assert fleet.cfg.matrix.homeserver in status.body
     assert "Joined rooms: 1" in status.body
     assert "nats: not configured" in status.body
