@@ -30,7 +30,8 @@ client:
   with basic auth only (the user's own, or a site admin's for anyone), need at least one
   scope, are held to their scopes, and report them normalised (write implies read).
 * A user disabled with `prohibit_login` (or `active: false`) keeps its tokens, but every
-  request made with them answers 403; its password answers 401. A deleted token is 401.
+  request made with them answers 403; a prohibited user's password answers 401 (an inactive
+  one's 403). A deleted token is 401.
 * Collaborators get one access mode (read, write, admin) for the whole repository; labelling
   an issue needs write, commenting read. A private repository is 404 to a stranger.
 * Hooks default to inactive; the `issues` event also subscribes to assign, label, milestone
@@ -1323,8 +1324,9 @@ class SandboxForge:
             user = self._user_by_login(login)
             candidate = self._tokens.get(password) or self._tokens.get(login)
             if user is not None and hmac.compare_digest(user.password, password):
-                if user.prohibit_login or not user.active:
-                    # UserSignIn refuses the password of a disabled user before the API runs.
+                if user.prohibit_login:
+                    # UserSignIn refuses a prohibited user's password (not an inactive one's:
+                    # "that will be checked on reqSign", the 403 below).
                     raise self._error(
                         401, f"user is not allowed login [uid: {user.id}, name: {user.login}]"
                     )

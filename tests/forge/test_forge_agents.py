@@ -183,6 +183,12 @@ async def test_a_disabled_agent_is_refused_and_can_be_enabled_again(
     assert (await admin.get_user("wolf-1")).prohibit_login
     await admin.admin_edit_user("wolf-1", prohibit_login=False)
     assert (await wolf.create_comment(*REPO, n, "back")).user == "wolf-1"
+    inactive = await admin.admin_edit_user("wolf-1", active=False)
+    assert not inactive.active and not inactive.prohibit_login
+    with pytest.raises(LoginProhibited):
+        await wolf.whoami()
+    with pytest.raises(LoginProhibited):  # signs in, then is refused like a token
+        await admin.list_tokens("wolf-1", basic_auth=("wolf-1", "agent-pass-123"))
 
 
 async def test_a_deleted_token_is_refused(
