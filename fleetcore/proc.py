@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fleetcore.secrets import write_private
+
 log = logging.getLogger("hermes.proc")
 
 # A crash path only: an orderly stop has already sent SIGTERM and waited. SIGKILL cannot be
@@ -106,7 +108,9 @@ def _boot_id() -> str | None:
 
 def record_pid(pidfile: Path, pid: int) -> None:
     """Pid, start time and boot: together they name one process, across reboots too."""
-    pidfile.write_text(json.dumps({"pid": pid, "start": start_time(pid), "boot": _boot_id()}))
+    # Private like everything beside it in a state directory (fleetcore/secrets.py).
+    record = {"pid": pid, "start": start_time(pid), "boot": _boot_id()}
+    write_private(pidfile, json.dumps(record))
 
 
 def recorded_process(pidfile: Path) -> int | None:

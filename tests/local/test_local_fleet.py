@@ -15,6 +15,7 @@ import pytest
 
 from fleet.local.nats import INSTALL_HINT, NatsMissing, NatsServer
 from fleet.local.synapse import SynapseServer
+from fleetcore.proc import PIDFILE
 
 
 async def test_synapse_registers_users_who_can_log_in(synapse: SynapseServer) -> None:
@@ -124,9 +125,10 @@ async def test_fleet_up_prints_element_instructions_and_ctrl_c_stops_everything(
     text = "".join(seen)
     assert "Homeserver" in text and "Operator user: @operator:localhost" in text
     assert "Operator password:" in text
-    pids = [int(p.read_text()) for p in state.rglob("homeserver.pid")]
+    pids = [json.loads(p.read_text())["pid"] for p in state.rglob(PIDFILE)]
+    assert len(pids) == 2  # Synapse and nats-server
     proc.send_signal(__import__("signal").SIGINT)
     assert await asyncio.wait_for(proc.wait(), 60) == 0
-    for pid in pids:  # Synapse is gone with it
+    for pid in pids:  # the servers are gone with it (reaped: it waited for them)
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
