@@ -236,6 +236,8 @@ async def check_agent_forge(
     scopes: Sequence[str] = AGENT_SCOPES,
     admin: GiteaClient | None = None,
     admin_auth: tuple[str, str] | None = None,
+    repos: Sequence[str] = (),
+    permission: str = AGENT_PERMISSION,
 ) -> list[str]:
     """What is wrong with agent `name`'s Gitea token, in words for `fleet doctor` (empty:
     nothing). `agent` is a client carrying the agent's stored token.
@@ -243,7 +245,8 @@ async def check_agent_forge(
     With the token alone: it is accepted, belongs to `name`, and its user is enabled. A
     token cannot read its own scopes, so with the admin's login as well (`admin`,
     `admin_auth`), Gitea's list of the user's tokens is read and the token (by `token_id`)
-    must carry exactly `scopes`: more would break least privilege, fewer break the agent.
+    must carry exactly `scopes`: more would break least privilege, fewer break the agent;
+    and on each of `repos` the user must have exactly `permission`.
     """
     problems: list[str] = []
     try:
@@ -276,4 +279,13 @@ async def check_agent_forge(
         problems.append(
             f"{name}'s Gitea token has scopes {', '.join(have)}; expected {', '.join(want)}"
         )
+    for full in repos:
+        owner, repo = _split_repo(full)
+        try:
+            current = await admin.collaborator_permission(owner, repo, name)
+        except GiteaError as exc:
+            problems.append(f"cannot read {name}'s access to {full}: {exc}")
+            continue
+        if current != permission:
+            problems.append(f"{name} has {current} access to {full}; expected {permission}")
     return problems

@@ -334,6 +334,16 @@ async def test_doctor_checks_validity_owner_and_scopes(
         wolf, "wolf-1", token_id=made.token_id, admin=admin, admin_auth=ADMIN
     )
     assert ok == []
+    gitea.add_repo("acme", "api")
+    access = await check_agent_forge(
+        wolf,
+        "wolf-1",
+        token_id=made.token_id,
+        admin=admin,
+        admin_auth=ADMIN,
+        repos=["acme/web", "acme/api"],
+    )
+    assert access == ["wolf-1 has read access to acme/api; expected write"]  # public: read
     assert await check_agent_forge(wolf, "wolf-1") == []  # without the admin: validity only
     assert await check_agent_forge(wolf, "wolf-2") == [
         "the Gitea token stored for wolf-2 belongs to wolf-1"
