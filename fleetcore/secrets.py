@@ -86,7 +86,10 @@ def make_private_dir(path: Path) -> Path:
             pass
     if path.is_symlink() or not path.is_dir():
         raise SecretError(f"{path} is not a directory")
-    mode = path.stat().st_mode & 0o777
+    st = path.stat()
+    if st.st_uid != os.getuid():
+        raise SecretError(f"{path} belongs to another user (uid {st.st_uid})")
+    mode = st.st_mode & 0o777
     if mode & 0o077:
         raise SecretError(
             f"{path} is open to others (mode {mode:04o}): use a new directory, "

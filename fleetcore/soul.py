@@ -27,6 +27,7 @@ from fleetcore import data
 from fleetcore.identity.keystore import fleet_npub
 from fleetcore.identity.nostr import Event, NostrError, NostrKey, npub_decode
 from fleetcore.log import fields
+from fleetcore.secrets import SecretError
 
 log = logging.getLogger("hermes.soul")
 
@@ -69,7 +70,14 @@ class SoulRefusedError(RuntimeError):
 
 def judge(soul: Soul, state_dir: Path) -> SoulCheck:
     """Judge a loaded SOUL.md against the fleet's key in `state_dir`, logging the verdict."""
-    check = soul.check(fleet_npub(state_dir))
+    try:
+        trusted = fleet_npub(state_dir)
+    except SecretError as exc:
+        # The fleet's key is there but unusable (say, readable by others): nothing can be
+        # trusted until the operator fixes it, so agents refuse and `!status` says why.
+        check = SoulCheck(SoulState.UNCHECKED, None, f"cannot be checked: {exc}")
+    else:
+        check = soul.check(trusted)
     level = logging.INFO if check.state is SoulState.VALID else logging.WARNING
     log.log(
         level,
@@ -99,6 +107,7 @@ class SoulState(StrEnum):
     ALTERED = "altered"
     BAD_SIGNATURE = "bad signature"
     UNTRUSTED = "untrusted signer"
+    UNCHECKED = "not checked"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,10 @@ from coincurve import PrivateKey, PublicKeyXOnly
 
 NPUB: str = "npub"
 NSEC: str = "nsec"
+
+# NIP-01: ids, public keys and signatures are lowercase hex of fixed length.
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_HEX128 = re.compile(r"[0-9a-f]{128}")
 
 IRREVOCABLE = (
     "a Nostr secret key cannot be revoked: whoever holds it is this identity for good; "
@@ -240,16 +245,21 @@ class Event:
 
     def verify(self) -> bool:
         """The id is the hash of the content the event states, and the author signed that id."""
+        if not (
+            _HEX64.fullmatch(self.id)
+            and _HEX64.fullmatch(self.pubkey)
+            and _HEX128.fullmatch(self.sig)
+        ):
+            return False
         try:
             expected = event_id_hex(
                 self.pubkey, self.created_at, self.kind, self.tags, self.content
             )
-            sig = bytes.fromhex(self.sig)
-        except (ValueError, UnicodeEncodeError):
+        except UnicodeEncodeError:  # a lone surrogate: not UTF-8, so not an event
             return False
-        if expected != self.id.lower() or len(sig) != 64:
+        if expected != self.id:
             return False
-        return schnorr_verify(self.pubkey, bytes.fromhex(expected), sig)
+        return schnorr_verify(self.pubkey, bytes.fromhex(expected), bytes.fromhex(self.sig))
 
     def tag(self, name: str) -> str | None:
         """The first value of the first tag called `name`."""

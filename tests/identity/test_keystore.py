@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +113,23 @@ def test_fleet_key_is_made_once_with_its_public_half_beside_it(tmp_path: Path) -
     assert keystore.fleet_npub(state) == key.npub
     (folder / keystore.FLEET_NPUB_FILE).unlink()
     assert keystore.fleet_npub(state) == key.npub  # derived from the secret when it can be
+
+
+def test_key_files_are_ignored_by_git() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    for name in (keystore.NOSTR_FILE, keystore.NKEY_FILE, keystore.FLEET_NOSTR_FILE):
+        probe = subprocess.run(
+            ["git", "check-ignore", "-q", f"somewhere/{name}"], cwd=repo, check=False
+        )
+        assert probe.returncode == 0, f"{name} is not ignored by git"
+
+
+def test_a_directory_of_another_user_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = make_private_dir(tmp_path / "theirs")
+    me = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: me + 1)
+    with pytest.raises(SecretError, match="another user"):
+        keystore.keygen(out, "wolf")
+    assert list(out.iterdir()) == []

@@ -79,6 +79,11 @@ def test_tampering_is_caught_by_both() -> None:
         except Exception:  # rust-nostr may already refuse to parse a forged event
             theirs_ok = False
         assert not theirs_ok, changed
+    # NIP-01's hex is lowercase: the same event in capitals is not one.
+    upper = {
+        k: (v.upper() if k in ("id", "pubkey", "sig") else v) for k, v in event.to_dict().items()
+    }
+    assert not Event.from_dict(upper).verify()
     # A forged id that matches the forged content still needs the author's signature.
     forged = {**event.to_dict(), "content": "changed"}
     forged["id"] = Event.from_dict(forged).to_dict()["id"]

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
+
+from fleetcore.identity import keystore
 from fleetcore.identity.nostr import NostrKey
-from fleetcore.soul import Soul, SoulState, sig_path, sign_soul
+from fleetcore.soul import (
+    Soul,
+    SoulRefusedError,
+    SoulState,
+    judge,
+    load_for_agent,
+    sig_path,
+    sign_soul,
+)
 
 
 def _soul(tmp_path: Path, text: str = "# SOUL.md\n\nBe kind.\n") -> Path:
@@ -79,3 +91,20 @@ def test_the_packaged_default_unsigned_is_allowed(tmp_path: Path) -> None:
     copy = _soul(tmp_path, packaged.text)  # as `fleet up` copies it into its state dir
     check = Soul.load(copy).check(NostrKey.generate().npub)
     assert check.state is SoulState.UNSIGNED and check.agents_may_start
+
+
+def test_a_fleet_key_open_to_others_stops_agents_without_crashing_the_bot(
+    tmp_path: Path,
+) -> None:
+    state = tmp_path / "state"
+    key, _ = keystore.fleet_key(state)
+    path = _soul(tmp_path)
+    sign_soul(path, key)
+    folder = keystore.fleet_identity_dir(state)
+    (folder / keystore.FLEET_NPUB_FILE).unlink()  # so the secret itself must be read
+    os.chmod(folder / keystore.FLEET_NOSTR_FILE, 0o644)
+    check = judge(Soul.load(path), state)
+    assert check.state is SoulState.UNCHECKED and not check.agents_may_start
+    assert "readable by others" in check.status_line
+    with pytest.raises(SoulRefusedError, match="cannot be checked"):
+        load_for_agent(path, state)
