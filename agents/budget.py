@@ -13,7 +13,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
@@ -22,24 +21,12 @@ from fleetcore.bus.subjects import LIMITS_BUCKET
 
 log = logging.getLogger("hermes.budget")
 
-_STREAM_NAME_IN_USE = 10058
 HOUR_S = 3600
 
 
 async def open_limits(js: JetStreamContext) -> KeyValue:
-    try:
-        return await js.create_key_value(
-            KeyValueConfig(
-                bucket=LIMITS_BUCKET,
-                description="Fleet-wide counters: comments posted per hour",
-                history=1,
-                ttl=2 * HOUR_S,  # an hour's counter is useless after the hour
-                storage=StorageType.FILE,
-            )
-        )
-    except BadRequestError as exc:
-        if exc.err_code != _STREAM_NAME_IN_USE:
-            raise
+    """Bind to the counter bucket, which the bot creates (`ensure_streams`): a wolf has no
+    right to create buckets."""
     return await js.key_value(LIMITS_BUCKET)
 
 

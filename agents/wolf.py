@@ -21,9 +21,11 @@ from datetime import datetime
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError
 
 from agents.budget import FleetBudget, open_limits
 from agents.triage import CommentBudget, Disposition, TaskOutcome, Triager
+from fleetcore.bus.auth import agent_inbox_prefix
 from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
 from fleetcore.bus.messages import (
@@ -37,10 +39,12 @@ from fleetcore.bus.messages import (
     utcnow,
 )
 from fleetcore.bus.registry import Heartbeat, Registry
-from fleetcore.bus.streams import ensure_streams, pull_tasks
+from fleetcore.bus.streams import pull_tasks, tier_consumer_ready
+from fleetcore.bus.subjects import AGENTS_BUCKET, LIMITS_BUCKET, tier_consumer
 from fleetcore.forge.client import GiteaClient
 from fleetcore.log import fields
 from fleetcore.models.chain import Completion, FallbackChain
+from fleetcore.retry import Backoff
 
 log = logging.getLogger("hermes.wolf")
 
@@ -128,10 +132,42 @@ class Wolf:
         record = await self.registry.get(name)
         return None if record is None else record.started_at
 
+    async def _wait_for_bus(self, js: JetStreamContext) -> bool:
+        """Until the bot has made this tier's consumer and the buckets; False if stopped.
+
+        A wolf may only use what the bot made (its NATS user cannot create anything), so
+        a wolf started before the bot, or for a tier no burn has used yet, waits here.
+        """
+        backoff = Backoff(0.2, 5.0, jitter=0.2)
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                if await tier_consumer_ready(js, self.tier):
+                    await js.key_value(AGENTS_BUCKET)
+                    if self.comments_per_hour is not None:
+                        await js.key_value(LIMITS_BUCKET)
+                    return True
+                missing = f"consumer {tier_consumer(self.tier)}"
+            except BucketNotFoundError:
+                missing = "registry buckets"
+            except Exception as exc:  # reconnecting, or a permission this user lacks
+                missing = f"bus ({type(exc).__name__})"
+            if attempt == 0:
+                log.info("wolf_waiting_for_bot", extra=fields(wolf=self.name, missing=missing))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), backoff.delay(attempt))
+            attempt += 1
+        return False
+
     async def run(self) -> None:
-        self.nc = await connect(self.bus, f"wolf-{self.name}")
+        # Its own inbox prefix: its NATS user may subscribe nowhere else.
+        self.nc = await connect(
+            self.bus, f"wolf-{self.name}", inbox_prefix=agent_inbox_prefix(self.name)
+        )
         self.js = self.nc.jetstream()
-        await ensure_streams(self.js, self.bus, tiers=[self.tier])
+        if not await self._wait_for_bus(self.js):
+            await self.nc.close()
+            return
         self.registry = await Registry.open(self.js)
         if self.comments_per_hour is not None:
             self.triager.budget = FleetBudget(await open_limits(self.js), self.comments_per_hour)

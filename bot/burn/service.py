@@ -28,7 +28,14 @@ from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
 from fleetcore.bus.messages import BadMessage, Result, Task, publish_task
 from fleetcore.bus.registry import Registry
-from fleetcore.bus.streams import ensure_streams, pull_results, queue_depth, withdraw_burn
+from fleetcore.bus.streams import (
+    ensure_streams,
+    ensure_tier_consumer,
+    pull_results,
+    queue_depth,
+    withdraw_burn,
+)
+from fleetcore.bus.subjects import result_sender
 from fleetcore.config.burn import BurnConfig
 from fleetcore.errors import FleetError
 from fleetcore.forge.client import GiteaClient
@@ -63,6 +70,7 @@ class BurnService:
         self,
         nc: Client,
         registry: Registry,
+        bus: BusConfig,
         cfg: BurnConfig,
         store: BurnStore,
         gitea: GiteaClient,
@@ -75,6 +83,7 @@ class BurnService:
         self.nc = nc
         self.js = nc.jetstream()
         self.registry = registry
+        self.bus = bus
         self.cfg = cfg
         self.store = store
         self.gitea = gitea
@@ -108,9 +117,12 @@ class BurnService:
         nc = await connect(bus, "bot")
         try:
             js = nc.jetstream()
-            await ensure_streams(js, bus)
+            # Wolves cannot make their tier's consumer (their NATS users may not): the bot
+            # makes it for the default tier, for burns it resumes, and at each new burn.
+            tiers = {cfg.default_tier} | {row.tier for row in store.running()}
+            await ensure_streams(js, bus, tiers=sorted(tiers))
             registry = await Registry.open(js)
-            service = cls(nc, registry, cfg, store, gitea, gitea_url, send, edit, alert, clock)
+            service = cls(nc, registry, bus, cfg, store, gitea, gitea_url, send, edit, alert, clock)
             await service._resume()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -229,6 +241,7 @@ class BurnService:
         if event is not None:
             self.store.set_progress_event(burn_id, event)
             live.row = self.store.burn(burn_id) or row
+        await ensure_tier_consumer(self.js, self.bus, tier)
         for number in numbers:
             await publish_task(self.js, Task.new(burn_id, project.name, project.repo, number, tier))
         log.info(
@@ -332,6 +345,13 @@ class BurnService:
             result = Result.from_bytes(msg.data)
         except BadMessage as exc:
             log.error("bad_result", extra=fields(error=str(exc)))
+            await msg.term()
+            return
+        sender = result_sender(msg.subject)
+        if sender is not None and sender != result.wolf:
+            # Only the wolf's own NATS user may publish under its name: a result naming
+            # another wolf is forged (or a bug), and is not counted.
+            log.error("result_forged", extra=fields(subject=msg.subject, wolf=result.wolf))
             await msg.term()
             return
         live = self._live.get(result.burn_id)

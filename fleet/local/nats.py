@@ -4,17 +4,26 @@ Without a port, nats-server picks a free one itself as it binds (`-p -1`) and wr
 to a ports file (`--ports_file_dir`): no probing for a port that someone else could take
 before the server binds it. A restart keeps the port it got, so clients reconnect to the
 same URL.
+
+With a configuration (users and permissions from `fleetcore.bus.auth`, optionally TLS) the
+server reads it from a private file; `reconfigure` rewrites that file and has the running
+server reload it, which applies a removed user at once: its connections are closed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
+import signal
 import time
 from pathlib import Path
 
+from fleetcore.bus.connect import load_nkey_seed
+from fleetcore.identity.nkey import UserNKey
 from fleetcore.proc import PIDFILE, ServerStartError, log_tail, spawn_server, stop_process
+from fleetcore.secrets import SecretExistsError, make_private_dir, write_new_private, write_private
 
 INSTALL_HINT = "sudo apt-get install -y nats-server"
 RANDOM_PORT = -1  # nats-server's own "any free port"
@@ -35,9 +44,39 @@ def find_nats_server(explicit: str | None = None) -> str:
     raise NatsMissing(f"nats-server is not installed; install it with: {INSTALL_HINT}")
 
 
+RELOADED = "Reloaded server configuration"
+RELOAD_FAILED = "Failed to reload server configuration"
+
+
+class ReloadError(ServerStartError):
+    pass
+
+
+def ensure_nkey_seed(path: Path) -> str:
+    """A user NKey seed file (0600), created once; returns its public key.
+
+    The seed is the user's password: it never leaves this file, and only the public key
+    goes into the server's configuration.
+    """
+    if not path.exists():
+        make_private_dir(path.parent)
+        with contextlib.suppress(SecretExistsError):  # another process made it first
+            write_new_private(path, UserNKey.generate().seed_secret() + "\n")
+    return load_nkey_seed(path).public_key
+
+
 class NatsServer:
-    def __init__(self, data_dir: Path, port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        binary: str | None = None,
+        config: str | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        # Users, permissions, TLS: written to a private file the server reads (`-c`).
+        self.config = config
+        self.config_path = data_dir / "server.conf"
         # None until the first start when nats-server is to choose; then the port it chose.
         self.port = port
         self.binary = find_nats_server(binary)
@@ -55,9 +94,14 @@ class NatsServer:
     async def start(self, deadline_s: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ports_dir.mkdir(exist_ok=True, mode=0o700)
+        config_args: list[str] = []
+        if self.config is not None:
+            write_private(self.config_path, self.config)
+            config_args = ["-c", str(self.config_path)]
         t0 = time.monotonic()
         proc = self._proc = await spawn_server(
             self.binary,
+            *config_args,
             "-a",
             "127.0.0.1",
             "-p",
@@ -102,6 +146,43 @@ class NatsServer:
             except (OSError, ValueError, KeyError, IndexError):
                 return None  # still being written
         return None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
+
+    async def reconfigure(self, config: str, deadline_s: float = 10.0) -> None:
+        """Rewrite the configuration and reload it without a restart.
+
+        Returns once the server's log says the reload happened; a configuration the
+        server refuses raises, and the server keeps running on the old one.
+        """
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            raise ReloadError("nats-server is not running")
+        if self.config is None:
+            raise ReloadError("nats-server was started without a configuration file")
+        before = self._log_count(RELOADED), self._log_count(RELOAD_FAILED)
+        self.config = config
+        write_private(self.config_path, config)
+        proc.send_signal(signal.SIGHUP)  # what `nats-server --signal reload=<pid>` sends
+        t0 = time.monotonic()
+        while True:
+            if self._log_count(RELOAD_FAILED) > before[1]:
+                raise ReloadError(
+                    f"nats-server refused the new configuration:\n{log_tail(self.log_path)}"
+                )
+            if self._log_count(RELOADED) > before[0]:
+                return
+            if proc.returncode is not None or time.monotonic() - t0 > deadline_s:
+                raise ReloadError(f"nats-server did not reload:\n{log_tail(self.log_path)}")
+            await asyncio.sleep(0.05)  # polling a child's log, not test synchronisation
+
+    def _log_count(self, line: str) -> int:
+        try:
+            return self.log_path.read_text(errors="replace").count(line)
+        except FileNotFoundError:
+            return 0
 
     async def stop(self) -> None:
         await stop_process(self._proc)

@@ -17,6 +17,9 @@ class BusConfig(BaseModel):
     # `ps`, shell history or a pasted config.
     nkey_seed_file: Path | None = None
     tls_ca_file: Path | None = None
+    # Mutual TLS: the client's own certificate and key, for a server with `verify: true`.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
     # How long a wolf may hold a task without a sign of life before it goes to another wolf;
     # wolves send `in_progress()` while a model is thinking.
     ack_wait_s: float = Field(60.0, gt=0)
@@ -55,6 +58,8 @@ class BusConfig(BaseModel):
             )
         if self.reconnect_max_wait_s < self.reconnect_wait_s:
             raise ValueError("reconnect_max_wait_s must be at least reconnect_wait_s")
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together (a client certificate)")
         return self
 
     @property

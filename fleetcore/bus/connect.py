@@ -102,6 +102,8 @@ def tls_context(cfg: BusConfig) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if cfg.tls_ca_file is not None:
         ctx.load_verify_locations(cafile=os.fspath(cfg.tls_ca_file))
+    if cfg.tls_cert_file is not None and cfg.tls_key_file is not None:
+        ctx.load_cert_chain(os.fspath(cfg.tls_cert_file), os.fspath(cfg.tls_key_file))
     return ctx
 
 
@@ -117,6 +119,7 @@ def _supports_reconnect_handler() -> bool:
 
 
 Hook = Callable[[], Awaitable[None]]
+ErrorHook = Callable[[Exception], Awaitable[None]]
 
 
 async def connect(
@@ -126,8 +129,15 @@ async def connect(
     on_disconnected: Hook | None = None,
     on_reconnected: Hook | None = None,
     first_connect_timeout_s: float | None = None,
+    inbox_prefix: str | None = None,
+    on_error: ErrorHook | None = None,
 ) -> Client:
     """Connect as `name` (shown in server monitoring and in our logs).
+
+    An agent passes its own `inbox_prefix`: its user may only subscribe there, so replies
+    meant for it (tasks among them) are readable by no other agent. `on_error` sees what
+    the server reports asynchronously: a permissions violation, or an authorization
+    violation once our user is removed (the client then keeps retrying, refused).
 
     The first connection is retried like any reconnection (the server may still be starting),
     unless `first_connect_timeout_s` bounds it; a rejected key or an untrusted server
@@ -144,6 +154,8 @@ async def connect(
         credentials = f"nkey {seed.public_key} (from {seed.path})"
     if cfg.uses_tls:
         opts["tls"] = tls_context(cfg)
+    if inbox_prefix is not None:
+        opts["inbox_prefix"] = inbox_prefix
     if _supports_reconnect_handler():
         backoff = reconnect_backoff(cfg)
 
@@ -160,6 +172,8 @@ async def connect(
         log.warning(
             "nats_error", extra=fields(client=name, error=type(exc).__name__, detail=str(exc))
         )
+        if on_error is not None:
+            await on_error(exc)
         if first.done():
             return
         if _is_auth_error(exc):

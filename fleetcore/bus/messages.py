@@ -360,7 +360,7 @@ async def publish_task(js: JetStreamContext, task: Task) -> PubAck:
 async def publish_result(js: JetStreamContext, result: Result) -> PubAck:
     """Report a result; a wolf retrying after a lost PubAck cannot report it twice."""
     return await js.publish(
-        result_subject(result.project),
+        result_subject(result.project, result.wolf),
         result.to_bytes(),
         stream=RESULTS_STREAM,
         headers={MSG_ID_HEADER: result.task_id},

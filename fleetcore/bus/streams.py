@@ -30,6 +30,7 @@ from fleetcore.bus.config import BusConfig
 from fleetcore.bus.subjects import (
     AGENTS_BUCKET,
     BOT_RESULTS_CONSUMER,
+    LIMITS_BUCKET,
     RESULTS_STREAM,
     RESULTS_SUBJECTS,
     TASKS_STREAM,
@@ -159,19 +160,55 @@ async def ensure_registry(js: JetStreamContext, cfg: BusConfig) -> KeyValue:
     return await js.key_value(AGENTS_BUCKET)
 
 
+# An hour's comment counter is useless after the hour.
+LIMITS_TTL_S = 2 * 3600.0
+
+
+async def ensure_limits(js: JetStreamContext) -> KeyValue:
+    """The fleet-wide counters bucket (agents/budget.py counts comments in it)."""
+    try:
+        return await js.create_key_value(
+            KeyValueConfig(
+                bucket=LIMITS_BUCKET,
+                description="Fleet-wide counters: comments posted per hour",
+                history=1,
+                ttl=LIMITS_TTL_S,
+                storage=StorageType.FILE,
+            )
+        )
+    except BadRequestError as exc:
+        if exc.err_code != _STREAM_NAME_IN_USE:
+            raise
+    return await js.key_value(LIMITS_BUCKET)
+
+
 async def ensure_streams(js: JetStreamContext, cfg: BusConfig, tiers: Iterable[str] = ()) -> None:
-    """Everything the bus needs; safe to call from every process at every start."""
+    """Everything the bus needs, made by its administrator (the bot, or a test).
+
+    Safe to call at every start. Wolves never call it: an agent's user may not create
+    streams, consumers or buckets, so the bot makes each tier's consumer for them.
+    """
     await ensure_stream(js, tasks_stream_config(cfg))
     await ensure_stream(js, results_stream_config(cfg))
     for tier in tiers:
         await ensure_tier_consumer(js, cfg, tier)
     await js.add_consumer(RESULTS_STREAM, bot_results_consumer_config(cfg))
     await ensure_registry(js, cfg)
+    await ensure_limits(js)
 
 
 async def pull_tasks(js: JetStreamContext, tier: str) -> JetStreamContext.PullSubscription:
     """A wolf's subscription: bound to the tier's shared consumer, never creating its own."""
     return await js.pull_subscribe_bind(durable=tier_consumer(tier), stream=TASKS_STREAM)
+
+
+async def tier_consumer_ready(js: JetStreamContext, tier: str) -> bool:
+    """Whether the bot has made `tier`'s consumer yet (an agent may ask, not create)."""
+    try:
+        await js.consumer_info(TASKS_STREAM, tier_consumer(tier))
+    except NotFoundError:
+        return False
+    return True
 
 
 async def pull_results(js: JetStreamContext) -> JetStreamContext.PullSubscription:

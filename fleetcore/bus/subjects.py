@@ -74,8 +74,23 @@ def tier_consumer(tier: str) -> str:
     return f"{WOLF_CONSUMER_PREFIX}{check_token(tier, 'tier')}"
 
 
-def result_subject(project: str) -> str:
-    return f"{RESULTS_PREFIX}.{check_token(project, 'project')}"
+def result_subject(project: str, wolf: str | None = None) -> str:
+    """Where a result goes; a wolf reports under its own name, which nats-server lets
+    only that wolf's user publish to, so the subject proves who sent it.
+
+    Without `wolf`: the first protocol's subject, still inside the results stream.
+    """
+    base = f"{RESULTS_PREFIX}.{check_token(project, 'project')}"
+    return base if wolf is None else f"{base}.{check_token(wolf, 'wolf')}"
+
+
+def result_sender(subject: str) -> str | None:
+    """The wolf a result's subject names, or None for a first-protocol subject."""
+    tokens = subject.split(".")
+    prefix = RESULTS_PREFIX.split(".")
+    if tokens[: len(prefix)] != prefix or len(tokens) != len(prefix) + 2:
+        return None
+    return tokens[-1]
 
 
 AGENT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -31,6 +31,7 @@ def test_subjects_put_tier_first_and_burn_last() -> None:
     assert subjects.burn_filter("b1") == "fleet.tasks.*.b1"
     assert subjects.tier_consumer("fast") == "wolves-fast"
     assert subjects.result_subject("hermes") == "fleet.results.hermes"
+    assert subjects.result_subject("hermes", "wolf-1") == "fleet.results.hermes.wolf-1"
     assert subjects.task_subject("fast", "b1").startswith(subjects.TASKS_PREFIX + ".")
 
 

@@ -235,9 +235,9 @@ async def test_a_result_is_deduplicated_by_task_id(js: JetStreamContext, uid: Ui
     again = await publish_result(js, result)
     assert again.duplicate and again.seq == first.seq
     info = await js.stream_info(
-        subjects.RESULTS_STREAM, subjects_filter=subjects.result_subject(t.project)
+        subjects.RESULTS_STREAM, subjects_filter=subjects.result_subject(t.project, "wolf-1")
     )
-    assert info.state.subjects == {subjects.result_subject(t.project): 1}
+    assert info.state.subjects == {subjects.result_subject(t.project, "wolf-1"): 1}
 
 
 async def test_publishing_to_a_tier_without_wolves_still_queues(

@@ -71,7 +71,7 @@ async def first_beat(bus: BusConfig, name: str) -> None:
     nc = await connect(bus, "wolf-modules-test")
     try:
         js = nc.jetstream()
-        await ensure_streams(js, bus)
+        await ensure_streams(js, bus, tiers=["modules"])  # the bot's part
         kv = await js.key_value(AGENTS_BUCKET)
         watcher = await kv.watch(agent_key(name))
         try:
