@@ -71,7 +71,11 @@ def soul_sign_main(cfg: object, soul: Path | None = None) -> int:
         where = keystore.fleet_identity_dir(state_dir) / keystore.FLEET_NOSTR_FILE
         _err(f"made the fleet's Nostr key {key.npub} in {where} (0600).")
         _err(f"The fleet's key: {IRREVOCABLE}.")
-    event = sign_soul(path, key)
+    try:
+        event = sign_soul(path, key)
+    except OSError as exc:
+        _err(f"fleet soul sign: cannot write {path.name}.sig beside {path}: {exc.strerror}")
+        return EXIT_REFUSED
     print(f"signed {path} (sha256 {event.tag('x')}) as {key.npub}; wrote {path.name}.sig")
     return 0
 
