@@ -60,7 +60,7 @@ class Soul:
     def check(self, fleet_npub: str | None) -> SoulCheck:
         """This text's signature state; `fleet_npub` is the only signer trusted, if known."""
         if self.path is None:
-            return SoulCheck(SoulState.UNSIGNED, None, "SOUL.md is the packaged default, unsigned")
+            return SoulCheck(SoulState.UNSIGNED, None, "is the packaged default, unsigned")
         return check_signature(self, sig_path(self.path), fleet_npub)
 
 

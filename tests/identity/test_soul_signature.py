@@ -88,6 +88,7 @@ def test_unsigned_is_a_warning_until_the_fleet_has_a_key(tmp_path: Path) -> None
 def test_the_packaged_default_unsigned_is_allowed(tmp_path: Path) -> None:
     packaged = Soul.packaged()
     assert packaged.check(None).agents_may_start
+    assert packaged.check(None).status_line == "SOUL.md is the packaged default, unsigned"
     copy = _soul(tmp_path, packaged.text)  # as `fleet up` copies it into its state dir
     check = Soul.load(copy).check(NostrKey.generate().npub)
     assert check.state is SoulState.UNSIGNED and check.agents_may_start
