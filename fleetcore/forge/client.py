@@ -123,6 +123,17 @@ def _error_text(response: httpx.Response) -> str:
     return str(data)[:200]
 
 
+def _read_as_token_id(ref: str) -> bool:
+    """Whether Gitea's DeleteAccessToken reads `ref` as a number (strconv.ParseInt base 0:
+    also 0x.., 0o.., 0b.. and leading-zero octal), and so never as a token's name."""
+    text = ref.strip()
+    try:
+        int(text, 0)
+    except ValueError:
+        return text.lstrip("+-").isdigit()  # "017": octal to Go, an error to Python
+    return True
+
+
 def label_color(name: str) -> str:
     if name.startswith("assigned:"):
         return "#fbca04"
@@ -589,9 +600,10 @@ class GiteaClient:
         """Change a local account as the site admin; `prohibit_login=True` disables it (its
         tokens are refused with 403 from then on), False enables it again.
 
-        EditUserOption's `login_name` is required (empty answers 422) and always written,
-        so the user's own login is sent, as Gitea stores it for local accounts; `source_id`
-        0 leaves the authentication source alone. Not for externally authenticated users."""
+        EditUserOption's `login_name` is required (empty answers 422) and always written, so
+        the user's own login is sent: harmless for a local account, whose sign-in never reads
+        it; `source_id` 0 leaves the authentication source alone. Not for externally
+        authenticated users, whose login name it would overwrite."""
         payload: dict[str, Any] = {"source_id": 0, "login_name": username}
         for key, value in (
             ("prohibit_login", prohibit_login),
@@ -631,7 +643,7 @@ class GiteaClient:
             raise Invalid(str(exc)) from None
         if not wanted:
             raise Invalid("a Gitea token needs at least one scope")
-        if name.strip().lstrip("+-").isdigit():
+        if _read_as_token_id(name):
             raise Invalid(f"token name {name!r} is a number, which Gitea takes as a token id")
         try:
             data = await self._json(
@@ -675,7 +687,7 @@ class GiteaClient:
 
         Gitea reads a path segment that parses as a number as an id, so a name that looks
         like one is refused here rather than deleting some other token."""
-        if isinstance(token, str) and token.strip().lstrip("+-").isdigit():
+        if isinstance(token, str) and _read_as_token_id(token):
             raise Invalid(f"token name {token!r} is a number; pass the token's id instead")
         try:
             await self._request(
@@ -701,6 +713,7 @@ class GiteaClient:
         )
 
     async def is_collaborator(self, owner: str, repo: str, username: str) -> bool:
+        """Whether the user is a collaborator (an unknown user is Invalid: Gitea says 422)."""
         try:
             await self._request(
                 "GET",

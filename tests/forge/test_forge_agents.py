@@ -210,8 +210,11 @@ async def test_a_deleted_token_is_refused(
     assert await admin.delete_token("wolf-1", "second", basic_auth=ADMIN)  # by name
     with pytest.raises(Unauthorized):
         await agents(second.secret).whoami()
+    for numeric in ("42", "0x2a", "017"):
+        with pytest.raises(Invalid, match="is a number"):
+            await admin.delete_token("wolf-1", numeric, basic_auth=ADMIN)
     with pytest.raises(Invalid, match="is a number"):
-        await admin.delete_token("wolf-1", "42", basic_auth=ADMIN)
+        await admin.create_token("wolf-1", "0b1", AGENT_SCOPES, basic_auth=ADMIN)
     assert await admin.list_tokens("wolf-1", basic_auth=ADMIN) == []
 
 
