@@ -13,9 +13,10 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from nio import (
     AsyncClient,
@@ -27,31 +28,29 @@ from nio import (
     LoginError,
     MatrixRoom,
     MegolmEvent,
-    OlmUnverifiedDeviceError,
     RoomCreateError,
     RoomMessageText,
-    RoomSendError,
-    RoomSendResponse,
     ShareGroupSessionResponse,
     SyncError,
     SyncResponse,
     WhoamiResponse,
 )
 
+from bot.matrix.sender import Sender, patiently
 from bot.matrix.state import BotState, Session, load_session, save_session
 from bot.matrix.trust import IdentityTrust, sender_device, trust_pass
 from bot.pipeline.decrypt import from_event
-from bot.pipeline.message import Incoming, Reply, Undecryptable
+from bot.pipeline.message import Incoming, Undecryptable
+from bot.pipeline.report import txn_id
 from fleetcore.config import FleetConfig
 from fleetcore.log import fields
+from fleetcore.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 # Both take a message and return at once: the pipeline queues, the sync loop never waits.
 MessageSink = Callable[[Incoming], None]
 UndecryptableSink = Callable[[Undecryptable], None]
-# Called with (user_id, device_id, fingerprint) when an operator shows a new trusted device.
-NewDeviceHandler = Callable[[str, str, str], Awaitable[None]]
 
 
 class MatrixError(RuntimeError):
@@ -66,13 +65,88 @@ class _Pending:
     retry: bool = False
 
 
+def store_dir(cfg: FleetConfig) -> Path:
+    return cfg.bot_dir / "store"
+
+
+def session_path(cfg: FleetConfig) -> Path:
+    return cfg.bot_dir / "session.json"
+
+
+def client_config(encryption: bool = True) -> AsyncClientConfig:
+    return AsyncClientConfig(
+        store_sync_tokens=False,  # we save it ourselves, after handling the batch
+        encryption_enabled=encryption,
+        # A 429 comes back to us: the sender waits it out (`bot.matrix.sender`), and other
+        # calls go through `patiently`.
+        max_limit_exceeded=0,
+        request_timeout=60,
+    )
+
+
+async def login(cfg: FleetConfig) -> AsyncClient:
+    """Log in once per device: later starts restore the saved session and crypto store."""
+    os.umask(0o077)
+    store = store_dir(cfg)
+    store.mkdir(parents=True, exist_ok=True, mode=0o700)
+    m = cfg.matrix
+    client = AsyncClient(m.homeserver, m.user_id, store_path=str(store), config=client_config())
+    try:
+        await _login(cfg, client, load_session(session_path(cfg)))
+        for path in store.iterdir():
+            path.chmod(0o600)
+        if client.should_upload_keys:
+            await client.keys_upload()
+    except BaseException:
+        await client.close()
+        raise
+    return client
+
+
+async def _login(cfg: FleetConfig, client: AsyncClient, session: Session | None) -> None:
+    m = cfg.matrix
+    path = session_path(cfg)
+    if session is not None and session.user_id == m.user_id:
+        client.restore_login(session.user_id, session.device_id, session.access_token)
+        who = await client.whoami()
+        if not isinstance(who, WhoamiResponse):
+            raise MatrixError(
+                f"saved session for {m.user_id} was rejected ({who}); delete "
+                f"{path} to log in again as a new device"
+            )
+        log.info("session_restored", extra=fields(user=m.user_id, device=session.device_id))
+    elif m.access_token is not None:
+        token = m.access_token.get()
+        client.access_token = token
+        who = await client.whoami()
+        if not isinstance(who, WhoamiResponse) or not who.device_id:
+            raise MatrixError(f"access token for {m.user_id} was rejected")
+        client.restore_login(m.user_id, who.device_id, token)
+        save_session(path, Session(m.user_id, who.device_id, token))
+    else:
+        assert m.password is not None  # the config model requires a token or a password
+        password = m.password.get()
+        resp = await patiently(lambda: client.login(password, device_name=m.device_name), "login")
+        if isinstance(resp, LoginError):
+            raise MatrixError(f"login as {m.user_id} failed: {resp.message}")
+        save_session(path, Session(m.user_id, resp.device_id, resp.access_token))
+        log.info("logged_in", extra=fields(user=m.user_id, device=resp.device_id))
+
+
 class MatrixShell:
-    def __init__(self, cfg: FleetConfig, state: BotState) -> None:
+    """Built on a logged-in client (`login`); owns the sync loop, trust and the `Sender`."""
+
+    def __init__(
+        self,
+        cfg: FleetConfig,
+        state: BotState,
+        client: AsyncClient,
+        identity_trust: IdentityTrust | None,
+        metrics: Metrics,
+    ) -> None:
         self.cfg = cfg
         self.state = state
-        self.store_dir = cfg.bot_dir / "store"
-        self.session_path = cfg.bot_dir / "session.json"
-        self.client: AsyncClient | None = None
+        self.nio = client
         self._pending: list[_Pending] = []
         # Events we could not decrypt yet, retried after each sync until a key arrives
         # (bounded, oldest dropped): the sender was told and keys were requested.
@@ -82,88 +156,40 @@ class MatrixShell:
         # Set once the first sync batch has gone through the pipeline; stays set.
         self.ready = asyncio.Event()
         self.operators = frozenset(cfg.operators)
-        self.identity_trust: IdentityTrust | None = None
-        self.on_new_device: NewDeviceHandler | None = None
-        # Called with a changed-identity notice for the operators' room.
-        self.on_identity_notice: Callable[[str], Awaitable[None]] | None = None
+        # None under the TOFU policy: devices are trusted on sight, identities not checked.
+        self.identity_trust = identity_trust
         self._identity_stale = True
         # Key sharing and trust decisions are one at a time (they touch every room's
         # devices); the send itself is ordered per room, so rooms never wait on each other.
         self._crypto_lock = asyncio.Lock()
-        self._room_locks: dict[str, asyncio.Lock] = {}
         self._announcements: list[tuple[str, str, str]] = []
-        # Devices whose blacklisting `send_reaching` has lifted for one crisis reply: trust
+        # Devices whose blacklisting `one_off` has lifted for one crisis reply: trust
         # housekeeping leaves them alone until it puts the blacklist back itself.
         self._reaching: set[tuple[str, str]] = set()
-
-    # -- login ---------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        """Log in once per device: later starts restore the saved session and crypto store."""
-        os.umask(0o077)
-        self.store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        config = AsyncClientConfig(
-            store_sync_tokens=False,  # we save it ourselves, after handling the batch
-            encryption_enabled=True,
-            max_limit_exceeded=None,  # keep retrying on 429, honouring retry_after_ms
-            request_timeout=60,
-        )
-        m = self.cfg.matrix
-        session = load_session(self.session_path)
-        client = AsyncClient(m.homeserver, m.user_id, store_path=str(self.store_dir), config=config)
-        self.client = client
-        try:
-            await self._login(client, session)
-        except BaseException:
-            await client.close()
-            raise
-        for path in self.store_dir.iterdir():
-            path.chmod(0o600)
-        if client.should_upload_keys:
-            await client.keys_upload()
+        self.sender = Sender(client, state, self, metrics)
+        self._resending: asyncio.Task[None] | None = None
+        self._notices: set[asyncio.Task[str | None]] = set()
         client.add_event_callback(self._on_invite, InviteMemberEvent)
         client.add_event_callback(self._on_message, (RoomMessageText, MegolmEvent))
-
-    async def _login(self, client: AsyncClient, session: Session | None) -> None:
-        m = self.cfg.matrix
-        if session is not None and session.user_id == m.user_id:
-            client.restore_login(session.user_id, session.device_id, session.access_token)
-            who = await client.whoami()
-            if not isinstance(who, WhoamiResponse):
-                raise MatrixError(
-                    f"saved session for {m.user_id} was rejected ({who}); delete "
-                    f"{self.session_path} to log in again as a new device"
-                )
-            log.info("session_restored", extra=fields(user=m.user_id, device=session.device_id))
-        elif m.access_token is not None:
-            token = m.access_token.get()
-            client.access_token = token
-            who = await client.whoami()
-            if not isinstance(who, WhoamiResponse) or not who.device_id:
-                raise MatrixError(f"access token for {m.user_id} was rejected")
-            client.restore_login(m.user_id, who.device_id, token)
-            save_session(self.session_path, Session(m.user_id, who.device_id, token))
-        else:
-            assert m.password is not None
-            resp = await client.login(m.password.get(), device_name=m.device_name)
-            if isinstance(resp, LoginError):
-                raise MatrixError(f"login as {m.user_id} failed: {resp.message}")
-            save_session(self.session_path, Session(m.user_id, resp.device_id, resp.access_token))
-            log.info("logged_in", extra=fields(user=m.user_id, device=resp.device_id))
-
-    @property
-    def nio(self) -> AsyncClient:
-        if self.client is None:
-            raise MatrixError("not started")
-        return self.client
 
     @property
     def device_id(self) -> str:
         return str(self.nio.device_id)
 
     async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
+        # Unfinished sends stay staged in the outbox: the next start sends them.
+        for task in [self._resending, *self._notices]:
+            if task is not None:
+                task.cancel()
+        await self.nio.close()
+
+    async def health(self) -> tuple[bool, str]:
+        try:
+            resp = await asyncio.wait_for(self.nio.whoami(), 5)
+        except (TimeoutError, OSError) as exc:
+            return False, type(exc).__name__
+        ok = getattr(resp, "user_id", None) == self.cfg.matrix.user_id
+        return ok, "reachable" if ok else str(resp)
 
     def stop(self) -> None:
         self._stop.set()
@@ -199,6 +225,10 @@ class MatrixShell:
                 batch = []
             if first:
                 batch = self._left_in_inbox() + batch
+                # Rooms are known now; messages an earlier run staged go first in each room.
+                self._resending = asyncio.create_task(
+                    self.sender.resend_unsent(), name="outbox-resend"
+                )
             batch = self._keys_arrived() + batch
             for item in batch:
                 await self._dispatch(item, on_message, on_undecryptable)
@@ -310,9 +340,9 @@ class MatrixShell:
             return
         if event.sender not in self.operators:
             log.info("invite_declined", extra=fields(room=room.room_id, inviter=event.sender))
-            await self.nio.room_leave(room.room_id)
+            await patiently(lambda: self.nio.room_leave(room.room_id), "leave")
             return
-        resp = await self.nio.join(room.room_id)
+        resp = await patiently(lambda: self.nio.join(room.room_id), "join")
         if isinstance(resp, JoinError):
             log.warning("join_failed", extra=fields(room=room.room_id, error=resp.message))
             return
@@ -338,7 +368,7 @@ class MatrixShell:
             self.operators,
             self.cfg.matrix.trust.policy,
             self.identity_trust,
-            # Mid crisis reply: `send_reaching` restores these devices' blacklist itself.
+            # Mid crisis reply: `one_off` restores these devices' blacklist itself.
             skip=self._reaching,
         )
         if done.identity_stale:
@@ -347,21 +377,50 @@ class MatrixShell:
 
     async def _flush_announcements(self) -> None:
         pending, self._announcements = self._announcements, []
-        if self.on_new_device is None:
-            return
         for user_id, device_id, fp in pending:
-            await self.on_new_device(user_id, device_id, fp)
-        if self.identity_trust is not None and self.on_identity_notice is not None:
+            await self._announce_new_device(user_id, device_id, fp)
+        if self.identity_trust is not None:
             for notice in self.identity_trust.take_announcements():
-                await self.on_identity_notice(notice)
+                await self._identity_notice(notice)
 
-    # -- sending -------------------------------------------------------------------------
+    async def _announce_new_device(self, user_id: str, device_id: str, fp: str) -> None:
+        text = (
+            f"Operator {user_id} has a new device {device_id} (key {fp}). It is trusted under "
+            f"the `{self.cfg.matrix.trust.policy.value}` policy; if this wasn't you, tell the "
+            "other operators now."
+        )
+        ops = self.cfg.operators_room
+        rooms = [ops] if ops else [r for r, room in self.nio.rooms.items() if user_id in room.users]
+        for room_id in rooms:
+            about = f"{room_id}\0{user_id}\0{device_id}\0{fp}"
+            # Sent from the sync loop's housekeeping: queued, never awaited there.
+            self._notice(room_id, text, txn_id("device", about))
 
-    async def send(self, reply: Reply, txn_id: str | None = None) -> str | None:
-        return await self.send_content(reply.room_id, reply_content(reply), txn_id)
+    async def _identity_notice(self, text: str) -> None:
+        ops = self.cfg.operators_room
+        for room_id in [ops] if ops else self.joined_rooms():
+            # One notice per identity change and room, even when re-sent after a crash.
+            self._notice(room_id, text, txn_id("identity", f"{room_id}\0{text}"))
 
-    async def send_reaching(self, reply: Reply, txn_id: str | None = None) -> str | None:
-        """Send the crisis reply so `reply.reach_user` can read it, whatever their trust.
+    def _notice(self, room_id: str, text: str, txn: str) -> None:
+        """Notices leave on their own task: housekeeping runs on the sync loop, which must
+        not stall while a rate-limited notice waits its turn (`bot.matrix.sender`)."""
+        task = asyncio.create_task(self.sender.text(room_id, text, txn), name="notice")
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
+
+    # -- what the sender needs (`bot.matrix.sender.RoomKeys`) ----------------------------
+
+    async def prepare(self, room_id: str) -> None:
+        await self._prepare_room(room_id)
+
+    async def decide(self) -> None:
+        async with self._crypto_lock:
+            await self.apply_trust()
+
+    @asynccontextmanager
+    async def one_off(self, room_id: str, writer: str) -> AsyncIterator[None]:
+        """A Megolm session for one message `writer` can read, whatever their trust.
 
         Why: the trust policy blacklists every device it does not trust, so an ordinary send
         never gives a non-operator's device the room key, and a person in crisis who is not
@@ -376,77 +435,59 @@ class MatrixShell:
            session goes to the room's devices that are not blacklisted, that is the
            writer's and those the policy already trusts (the operators'); every other
            member's devices stay blacklisted and get nothing;
-        3. `room_send` the reply: the session is shared, so nio only encrypts with it;
+        3. the sender's `room_send` (inside this block): the session is shared, so nio only
+           encrypts with it;
         4. rotate again and blacklist the writer's devices again, so the room's next
            message starts a fresh session shared by the policy alone.
 
-        The room lock keeps this room's other sends out of the one-off session; the crypto
-        lock keeps every other key share (in any room) from seeing the lifted blacklist,
-        and trust housekeeping on the sync loop skips the devices in `_reaching` meanwhile.
-        Public nio API only. Rejected: `room_send(ignore_unverified_devices=True)` (nio
-        skips blacklisted devices, and it would leave the writer in the room's session for
-        good); a to-device message (clients do not show it in the room); lifting the
-        blacklist for the room's ordinary session (the writer would read what follows).
+        The sender holds the room's turn, which keeps this room's other sends out of the
+        one-off session; the crypto lock keeps every other key share (in any room) from
+        seeing the lifted blacklist, and trust housekeeping on the sync loop skips the
+        devices in `_reaching` meanwhile. A 429 leaves this block before its wait, so no
+        other room waits on a rate-limited crisis reply. Public nio API only. Rejected:
+        `room_send(ignore_unverified_devices=True)` (nio skips blacklisted devices, and it
+        would leave the writer in the room's session for good); a to-device message
+        (clients do not show it in the room); lifting the blacklist for the room's ordinary
+        session (the writer would read what follows).
 
-        When the policy already trusts every device of the writer (an operator), this is an
-        ordinary send. Only the guard's crisis reply comes this way.
+        When the room is not encrypted, or the policy already trusts every device of the
+        writer (an operator), this is an ordinary send.
         """
-        writer = reply.reach_user
-        room = self.nio.rooms.get(reply.room_id)
-        if writer is None or room is None or not room.encrypted or self.nio.olm is None:
-            return await self.send(reply, txn_id)
-        room_id, content = reply.room_id, reply_content(reply)
-        async with self._room_locks.setdefault(room_id, asyncio.Lock()):
-            for _ in range(3):
-                try:
-                    await self._prepare_room(room_id)
-                    async with self._crypto_lock:
-                        resp = await self._one_off_send(room_id, writer, content, txn_id)
-                except OlmUnverifiedDeviceError:
-                    async with self._crypto_lock:
-                        await self.apply_trust()
-                    continue
-                if isinstance(resp, RoomSendResponse):
-                    return str(resp.event_id)
-                log.warning("send_failed", extra=fields(room=room_id, error=resp.message))
-                return None
-        log.error("send_gave_up", extra=fields(room=room_id))
-        return None
-
-    async def _one_off_send(
-        self, room_id: str, writer: str, content: dict[str, Any], txn_id: str | None
-    ) -> RoomSendResponse | RoomSendError:
-        """Steps 1-4 of `send_reaching`; the caller holds the room lock and the crypto lock."""
         client = self.nio
         olm = client.olm
-        assert olm is not None
-        await self.apply_trust()  # decide what appeared since the room was prepared
-        lifted = [
-            d
-            for d in client.device_store.active_user_devices(writer)
-            if olm.is_device_blacklisted(d)
-        ]
-        if not lifted:
-            return await client.room_send(room_id, "m.room.message", content, tx_id=txn_id)
-        self._reaching = {(writer, d.id) for d in lifted}
-        olm.rotate_outbound_group_session(room_id)
-        try:
-            for device in lifted:
-                while olm.is_device_blacklisted(device):
-                    client.unblacklist_device(device)
-                client.ignore_device(device)
-            shared = await client.share_group_session(room_id)
-            reached = (
-                sorted(d for u, d in shared.users_shared_with if u == writer)
-                if isinstance(shared, ShareGroupSessionResponse)
-                else []
-            )
-            resp = await client.room_send(room_id, "m.room.message", content, tx_id=txn_id)
-        finally:
+        room = client.rooms.get(room_id)
+        if room is None or not room.encrypted or olm is None:
+            yield
+            return
+        async with self._crypto_lock:
+            await self.apply_trust()  # decide what appeared since the room was prepared
+            lifted = [
+                d
+                for d in client.device_store.active_user_devices(writer)
+                if olm.is_device_blacklisted(d)
+            ]
+            if not lifted:
+                yield
+                return
+            self._reaching = {(writer, d.id) for d in lifted}
             olm.rotate_outbound_group_session(room_id)
-            for device in lifted:
-                client.blacklist_device(device)
-            self._reaching = set()
+            try:
+                for device in lifted:
+                    while olm.is_device_blacklisted(device):
+                        client.unblacklist_device(device)
+                    client.ignore_device(device)
+                shared = await client.share_group_session(room_id)
+                reached = (
+                    sorted(d for u, d in shared.users_shared_with if u == writer)
+                    if isinstance(shared, ShareGroupSessionResponse)
+                    else []
+                )
+                yield
+            finally:
+                olm.rotate_outbound_group_session(room_id)
+                for device in lifted:
+                    client.blacklist_device(device)
+                self._reaching = set()
         log.info(
             "crisis_reply_one_off_session",
             extra=fields(room=room_id, user=writer, devices=len(lifted), reached=len(reached)),
@@ -456,48 +497,6 @@ class MatrixShell:
                 "crisis_reply_unreached",
                 extra=fields(room=room_id, user=writer, devices=len(lifted)),
             )
-        return resp
-
-    async def edit(
-        self, room_id: str, event_id: str, text: str, txn_id: str | None = None
-    ) -> str | None:
-        content = {
-            "msgtype": "m.notice",
-            "body": f"* {text}",
-            "m.new_content": {"msgtype": "m.notice", "body": text},
-            "m.relates_to": {"rel_type": "m.replace", "event_id": event_id},
-        }
-        return await self.send_content(room_id, content, txn_id)
-
-    async def send_content(
-        self, room_id: str, content: dict[str, Any], txn_id: str | None = None
-    ) -> str | None:
-        """Send into a room; in an encrypted room only trusted devices can read it.
-
-        A `txn_id` makes the send idempotent: the homeserver answers a repeated transaction
-        id from the same device with the first event, so a message re-sent after a crash
-        (same id, kept in our store) is not posted twice.
-
-        nio itself retries 429s (honouring retry_after_ms). A device we have not decided
-        yet makes nio refuse; we decide it and try again rather than leak or drop.
-        """
-        client = self.nio
-        async with self._room_locks.setdefault(room_id, asyncio.Lock()):
-            for _ in range(3):
-                try:
-                    await self._prepare_room(room_id)
-                    resp = await client.room_send(room_id, "m.room.message", content, tx_id=txn_id)
-                except OlmUnverifiedDeviceError:
-                    async with self._crypto_lock:
-                        await self.apply_trust()
-                    continue
-                if isinstance(resp, RoomSendResponse):
-                    return str(resp.event_id)
-                assert isinstance(resp, RoomSendError)
-                log.warning("send_failed", extra=fields(room=room_id, error=resp.message))
-                return None
-        log.error("send_gave_up", extra=fields(room=room_id))
-        return None
 
     async def _prepare_room(self, room_id: str) -> None:
         """Decide every device and share the room key before the send, one room at a time."""
@@ -528,8 +527,11 @@ class MatrixShell:
                     "content": {"algorithm": "m.megolm.v1.aes-sha2"},
                 }
             )
-        resp = await self.nio.room_create(
-            name=name, topic=topic, invite=invite, initial_state=initial_state
+        resp = await patiently(
+            lambda: self.nio.room_create(
+                name=name, topic=topic, invite=invite, initial_state=initial_state
+            ),
+            "create_room",
         )
         if isinstance(resp, RoomCreateError):
             raise MatrixError(f"could not create room {name!r}: {resp.message}")
@@ -541,14 +543,3 @@ class MatrixShell:
 
     def homeserver_name(self) -> str:
         return self.cfg.matrix.user_id.split(":", 1)[1]
-
-
-def reply_content(reply: Reply) -> dict[str, Any]:
-    """A reply as `m.room.message` content: an `m.notice`, threaded to what it answers."""
-    content: dict[str, Any] = {"msgtype": "m.notice", "body": reply.text}
-    if reply.html is not None:
-        content["format"] = "org.matrix.custom.html"
-        content["formatted_body"] = reply.html
-    if reply.in_reply_to:
-        content["m.relates_to"] = {"m.in_reply_to": {"event_id": reply.in_reply_to}}
-    return content

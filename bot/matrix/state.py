@@ -5,6 +5,11 @@ message the sync loop queues is written to the inbox (its event as the homeserve
 ciphertext in an encrypted room) before the sync token moves past it, and leaves the inbox
 when the pipeline is through with it, recorded as handled in the same transaction. So a
 crash never loses a queued message and a restart never handles one twice.
+
+The outbox is the same promise for what the bot says: each message's transaction id is
+written before the send (`bot.matrix.sender`), so a restart re-sends it with the same id and
+the homeserver answers with the first event instead of posting it twice. Its content stays
+only until the homeserver has accepted it.
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ CREATE TABLE IF NOT EXISTS inbox (
     event_id TEXT PRIMARY KEY, room_id TEXT NOT NULL, source TEXT NOT NULL, at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS joined (room_id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    txn_id TEXT PRIMARY KEY, room_id TEXT NOT NULL, content TEXT, reach TEXT,
+    event_id TEXT, at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS known_devices (
     user_id TEXT NOT NULL, device_id TEXT NOT NULL, ed25519 TEXT NOT NULL,
     PRIMARY KEY (user_id, device_id)
@@ -121,7 +130,43 @@ class BotState:
         return [(str(room), json.loads(source)) for room, source in rows]
 
     def prune_handled(self, older_than_s: float = 30 * 86400) -> None:
-        self._db.execute("DELETE FROM handled WHERE at < ?", (time.time() - older_than_s,))
+        cutoff = time.time() - older_than_s
+        self._db.execute("DELETE FROM handled WHERE at < ?", (cutoff,))
+        self._db.execute("DELETE FROM outbox WHERE event_id IS NOT NULL AND at < ?", (cutoff,))
+
+    # -- outbox ------------------------------------------------------------------------
+
+    def stage_send(
+        self, txn_id: str, room_id: str, content: dict[str, object], reach: str | None
+    ) -> str | None:
+        """Record a message about to be sent; its event id when it was sent already."""
+        row = self._db.execute("SELECT event_id FROM outbox WHERE txn_id=?", (txn_id,)).fetchone()
+        if row is not None and row[0] is not None:
+            return str(row[0])
+        self._db.execute(
+            "INSERT OR REPLACE INTO outbox(txn_id, room_id, content, reach, event_id, at)"
+            " VALUES (?, ?, ?, ?, NULL, ?)",
+            (txn_id, room_id, json.dumps(content), reach, time.time()),
+        )
+        return None
+
+    def send_done(self, txn_id: str, event_id: str) -> None:
+        """Accepted by the homeserver: keep the id (a repeat is answered here), not the text."""
+        self._db.execute(
+            "UPDATE outbox SET event_id=?, content=NULL WHERE txn_id=?", (event_id, txn_id)
+        )
+
+    def send_dropped(self, txn_id: str) -> None:
+        """Refused for good (not a rate limit): nothing to re-send on the next start."""
+        self._db.execute("DELETE FROM outbox WHERE txn_id=? AND event_id IS NULL", (txn_id,))
+
+    def unsent(self) -> list[tuple[str, str, dict[str, object], str | None]]:
+        """Messages an earlier run staged but never saw accepted, oldest first."""
+        rows = self._db.execute(
+            "SELECT txn_id, room_id, content, reach FROM outbox"
+            " WHERE event_id IS NULL ORDER BY at, rowid"
+        ).fetchall()
+        return [(str(t), str(r), json.loads(c), reach) for t, r, c, reach in rows]
 
     def record_join(self, room_id: str, at_ms: int) -> None:
         self._db.execute(

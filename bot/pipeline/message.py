@@ -59,5 +59,5 @@ class Reply:
     # different answers to one event (a check-in and a command's reply) are both posted.
     purpose: str = "reply"
     # The crisis reply only: deliver to this user's devices whatever the trust policy says
-    # of them (`MatrixShell.send_reaching`). Every other reply keeps the policy.
+    # of them (`Sender.reply`, `MatrixShell.one_off`). Every other reply keeps the policy.
     reach_user: str | None = None

@@ -21,17 +21,14 @@ def txn_id(purpose: str, event_id: str) -> str:
 
 
 class Reporter:
-    def __init__(self, send: Send, alerts_room: str | None, reach: Send | None = None) -> None:
+    def __init__(self, send: Send, alerts_room: str | None) -> None:
+        # `Sender.reply`: a reply with `reach_user` (the crisis reply) reaches that user's
+        # devices whatever their trust; every other reply keeps the policy.
         self._send = send
         self._alerts_room = alerts_room
-        # Delivers a reply to `reply.reach_user`'s devices whatever their trust: the crisis
-        # reply's path (`MatrixShell.send_reaching`); every other reply keeps the policy.
-        self._reach = reach
 
     async def reply(self, reply: Reply) -> str | None:
         txn = txn_id(reply.purpose, reply.in_reply_to) if reply.in_reply_to else None
-        if reply.reach_user is not None and self._reach is not None:
-            return await self._reach(reply, txn)
         return await self._send(reply, txn)
 
     async def alert_operators(

@@ -16,8 +16,7 @@ class BotRunner:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, timeout: float = 60.0) -> BotApp:
-        self.app = BotApp(self.cfg)
-        await self.app.start()
+        self.app = await BotApp.open(self.cfg)
         self._task = asyncio.create_task(self.app.run())
         ready = asyncio.create_task(self.app.matrix.ready.wait())
         done, _ = await asyncio.wait(

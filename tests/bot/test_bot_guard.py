@@ -134,21 +134,18 @@ async def test_html_is_screened_too(guard: CrisisGuard) -> None:
     assert not result.passed
 
 
-async def test_reporter_routes_only_reach_replies_the_reaching_way() -> None:
-    sent: list[tuple[str, Reply, str | None]] = []
+async def test_reporter_keeps_the_reach_user_and_one_txn_per_answer() -> None:
+    sent: list[tuple[Reply, str | None]] = []
 
     async def send(reply: Reply, txn: str | None) -> str:
-        sent.append(("send", reply, txn))
+        sent.append((reply, txn))
         return "$s"
 
-    async def reach(reply: Reply, txn: str | None) -> str:
-        sent.append(("reach", reply, txn))
-        return "$r"
-
-    rep = Reporter(send, None, reach)
+    rep = Reporter(send, None)
     await rep.reply(Reply("!r", "crisis", "$e", reach_user="@out:hs"))
     await rep.reply(Reply("!r", "pong", "$e"))
     await rep.reply(Reply("!r", "check-in", "$e", purpose="check-in"))
-    assert [s[0] for s in sent] == ["reach", "send", "send"]
-    assert sent[1][2] == txn_id("reply", "$e") and sent[2][2] == txn_id("check-in", "$e")
-    assert sent[1][2] != sent[2][2]  # two answers to one event are both posted
+    # The sender reaches `reach_user` (the crisis reply's one-off session); only that one.
+    assert [r.reach_user for r, _ in sent] == ["@out:hs", None, None]
+    assert sent[1][1] == txn_id("reply", "$e") and sent[2][1] == txn_id("check-in", "$e")
+    assert sent[1][1] != sent[2][1]  # two answers to one event are both posted

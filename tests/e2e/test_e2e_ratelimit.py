@@ -1,4 +1,5 @@
-"""A homeserver that rate-limits the bot: every reply still arrives (it waits and retries).
+"""A homeserver that rate-limits the bot: every reply still arrives, in order (the sender
+waits out each 429 and tries again with the same transaction id).
 
 A Synapse of its own with a tight `rc_message` for everyone but the operator (exempted
 through Synapse's admin API, as a test client that must not be the one throttled).
@@ -6,6 +7,7 @@ through Synapse's admin API, as a test client that must not be the one throttled
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import httpx
@@ -35,6 +37,7 @@ async def login_token(server: SynapseServer, localpart: str, password: str) -> s
 async def test_replies_survive_the_homeservers_429s(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="bot.matrix.sender")
     server = SynapseServer(tmp_path / "synapse", rc_message={"per_second": 1, "burst_count": 2})
     await server.start()
     runner = None
@@ -61,9 +64,14 @@ async def test_replies_survive_the_homeservers_429s(
         pings = [await op_client.send_text(room, "!ping") for _ in range(10)]
         await op_client.wait_for(lambda: all(op_client.replies_to(p) for p in pings), 120)
         assert all(op_client.replies_to(p)[0].body == "pong" for p in pings)
-        # nio (in the bot) reports each 429 it waited out; at least one must have happened.
+        # In order: the room's replies left one at a time, each after the one before.
+        timeline = [s.reply_to for s in op_client.seen if s.reply_to in pings]
+        assert timeline == pings
+        # The bot's sender reports each 429 it waited out; at least one must have happened.
         throttled = [
-            r for r in caplog.records if r.name.startswith("nio") and "429" in r.getMessage()
+            r
+            for r in caplog.records
+            if r.name == "bot.matrix.sender" and r.getMessage() == "send_rate_limited"
         ]
         assert throttled, "the homeserver never rate-limited the bot: the test proves nothing"
     finally:
