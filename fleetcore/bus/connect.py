@@ -37,6 +37,15 @@ from fleetcore.retry import Backoff
 log = logging.getLogger(__name__)
 
 _SEED_RE = re.compile(r"^S[A-Z2-7]{57}$")
+# The alerts a server with `verify: true` sends for a missing or untrusted client cert.
+_CLIENT_CERT_REFUSED = frozenset(
+    {
+        "SSLV3_ALERT_BAD_CERTIFICATE",
+        "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+        "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "TLSV1_ALERT_UNKNOWN_CA",
+    }
+)
 
 
 class NKeyError(ValueError):
@@ -182,6 +191,14 @@ async def connect(
             ca = cfg.tls_ca_file or "the system CAs"
             first.set_exception(
                 BusTLSError(f"the NATS server's certificate does not verify against {ca}: {exc}")
+            )
+        elif isinstance(exc, ssl.SSLError) and exc.reason in _CLIENT_CERT_REFUSED:
+            ours = cfg.tls_cert_file or "none (tls_cert_file is not set)"
+            first.set_exception(
+                BusTLSError(
+                    f"the NATS server refused {name}'s client certificate: {ours} "
+                    f"({exc.reason}); it needs one signed by the fleet's CA"
+                )
             )
 
     async def disconnected_cb() -> None:
