@@ -2135,7 +2135,8 @@ def _delete_token(s: SandboxForge, ctx: Ctx) -> Resp:
     try:
         token_id = int(ref, 0)  # strconv.ParseInt(ref, 0, 64), errors ignored
     except ValueError:
-        token_id = 0
+        octal = re.fullmatch(r"([+-]?)0([0-7](_?[0-7])*)", ref)  # Go's leading-zero octal
+        token_id = int(octal.group(1) + octal.group(2), 8) if octal else 0
     mine = [t for t in s._tokens.values() if t.user_id == owner.id]
     if token_id == 0:
         named = [t for t in mine if t.name == ref]
