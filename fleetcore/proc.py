@@ -200,7 +200,7 @@ def port_holder(port: int) -> str:
     return "another process (one this user cannot see)"
 
 
-def check_port_free(port: int, what: str, where: Path) -> None:
+def check_port_free(port: int, what: str, advice: str) -> None:
     """Fail with who holds `port`, instead of moving `what` to another port.
 
     Binds as the servers do (SO_REUSEADDR), so a port whose last connections linger in
@@ -214,10 +214,7 @@ def check_port_free(port: int, what: str, where: Path) -> None:
             pass
         else:
             return
-    raise ServerStartError(
-        f"port {port} for {what} (kept in {where}) is in use by {port_holder(port)}; "
-        f"stop that, or change '{what}' in {where}: clients and wolves know this port"
-    )
+    raise ServerStartError(f"port {port} for {what} is in use by {port_holder(port)}; {advice}")
 
 
 # ---- one instance per state directory -------------------------------------------------

@@ -24,6 +24,7 @@ import yaml
 from fleetcore.proc import (
     PIDFILE,
     ServerStartError,
+    check_port_free,
     free_port,
     log_tail,
     port_holder,
@@ -162,6 +163,8 @@ class SynapseServer:
 
     async def start(self, deadline_s: float = 90.0) -> None:
         config_path = self._prepare()
+        # Before the seconds Synapse takes to load: its bind error would come last.
+        check_port_free(self.port, "synapse", "stop that, or give Synapse another port")
         t0 = time.monotonic()
         if not (self.data_dir / "signing.key").exists():
             gen = await asyncio.create_subprocess_exec(

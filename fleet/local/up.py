@@ -24,11 +24,19 @@ from typing import Any
 import yaml
 
 from fleet.local.botrunner import BotRunner
+from fleet.local.busauth import (
+    LOCAL_WOLF,
+    bot_seed_path,
+    local_users,
+    wolf_config,
+    wolf_config_path,
+)
 from fleet.local.nats import NatsServer
 from fleet.local.opsroom import ensure_operators_room
 from fleet.local.synapse import Account, SynapseServer
 from fleet.sandbox.forge import DEFAULT_PORT as FORGE_PORT
 from fleet.sandbox.forge import SandboxForge
+from fleetcore.bus.auth import server_config
 from fleetcore.config import FleetConfig, load_config
 from fleetcore.proc import (
     PIDFILE,
@@ -36,6 +44,7 @@ from fleetcore.proc import (
     StateLock,
     check_port_free,
     free_port,
+    port_holder,
     stop_orphan,
 )
 from fleetcore.secrets import write_private
@@ -69,7 +78,12 @@ class _Ports:
     def check_kept(self) -> None:
         """All at once, before any server starts: a taken port fails in a moment."""
         for name, port in self.saved.items():
-            check_port_free(port, name, self.path)
+            check_port_free(
+                port,
+                name,
+                f"stop that, or change '{name}' in {self.path} (clients and wolves know "
+                "this port, so it is never moved silently)",
+            )
 
     def needed_before_start(self, name: str, default: int) -> int:
         if name not in self.saved:
@@ -166,7 +180,12 @@ class LocalFleet:
                 ports.check_kept()
                 synapse_port = ports.needed_before_start("synapse", 8008)
                 webhook_port = ports.needed_before_start("webhook", 8787)
-                nats = NatsServer(state_dir / "nats", port=ports.saved.get("nats"))
+                # Auth on even on loopback: the bot's user and one per agent (busauth.py).
+                nats = NatsServer(
+                    state_dir / "nats",
+                    port=ports.saved.get("nats"),
+                    config=server_config(local_users(state_dir)),
+                )
                 await nats.start()
                 stack.push_async_callback(nats.stop)
                 if nats.port is None:  # start() sets it from the server's own report
@@ -231,7 +250,10 @@ class LocalFleet:
                     "batch_window_s": 1.0,
                 },
             },
-            "bus": {"servers": [self.nats.url]},
+            "bus": {
+                "servers": [self.nats.url],
+                "nkey_seed_file": str(bot_seed_path(self.state_dir)),
+            },
             "burn": {"edit_interval_s": 1.0, "digest_interval_s": 10},
             **self._overlay(),
             **self.extra_config,
@@ -246,7 +268,10 @@ class LocalFleet:
         return data
 
     def _write_config(self) -> None:
-        write_private(self.config_path, yaml.safe_dump(self.render_config(), sort_keys=False))
+        config = self.render_config()
+        write_private(self.config_path, yaml.safe_dump(config, sort_keys=False))
+        wolf = wolf_config(config, self.state_dir)
+        write_private(wolf_config_path(self.state_dir), yaml.safe_dump(wolf, sort_keys=False))
 
     def load(self) -> FleetConfig:
         return load_config(self.config_path)
@@ -273,7 +298,8 @@ class LocalFleet:
             f"      try: !project add sandbox {'/'.join(SANDBOX_REPO)}",
             f"  NATS: {self.nats.url}. Wolves need models: put `model:` "
             f"and `fallback_providers:` in {self.overlay_path},",
-            f"      restart, then: fleet wolf --config {self.config_path} --name wolf-1",
+            f"      restart, then: fleet wolf --config {wolf_config_path(self.state_dir)} "
+            f"--name {LOCAL_WOLF}",
             f"  State: {self.state_dir}    Ctrl-C stops everything.",
             "",
         ]
@@ -303,14 +329,20 @@ async def _sandbox_forge(state_dir: Path, ports: _Ports) -> SandboxForge:
     Point `gitea:` at a real Gitea for work that must last.
     """
     kept = ports.saved.get("gitea")
+    port = kept if kept is not None else FORGE_PORT
     forge = SandboxForge(
         db_path=state_dir / "gitea" / "forge.db",
-        port=kept if kept is not None else FORGE_PORT,
+        port=port,
         # The first run may move off a taken default; later runs keep the port or fail.
         port_fallback=kept is None,
     )
     try:
         await forge.start()
+    except OSError as exc:  # the kept port, taken since check_kept()
+        forge.close()
+        raise ServerStartError(
+            f"port {port} for gitea is in use by {port_holder(port)}: {exc}"
+        ) from None
     except BaseException:
         forge.close()
         raise

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from fleet.local.nats import NatsServer, find_nats_server
+from fleet.local.synapse import SynapseServer
 from fleet.local.up import LocalFleet
 from fleetcore.bus.connect import connect
 from fleetcore.config import load_config
@@ -200,6 +201,16 @@ async def test_a_pid_record_never_stops_an_unrelated_process(tmp_path: Path) -> 
     saved = json.loads(record.read_text())
     record.write_text(json.dumps(saved | {"start": str(int(saved["start"]) - 1)}))
     assert await stop_orphan(record, "synapse") is None
+
+
+async def test_synapse_on_a_taken_port_names_the_process_holding_it(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(ServerStartError) as info:
+            await SynapseServer(tmp_path / "synapse", port=port).start()
+    assert f"port {port} for synapse is in use by pid {os.getpid()} (" in str(info.value)
 
 
 async def test_a_kept_port_held_by_another_process_fails_naming_it(tmp_path: Path) -> None:
