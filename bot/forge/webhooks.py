@@ -238,7 +238,9 @@ class WebhookReceiver:
             response = web.json_response({"error": "body not sent in time"}, status=408)
             response.force_close()
             return response
-        decoded = decode_delivery(self._secret, body, request.headers)
+        # Off the event loop: the crisis screen of a title and a comment takes a good part
+        # of a second, and the bot's sync and crisis replies must not wait behind it.
+        decoded = await asyncio.to_thread(decode_delivery, self._secret, body, request.headers)
         if isinstance(decoded, Rejection):
             if decoded.status == 401:
                 log.warning("webhook_bad_signature", extra=fields(peer=request.remote))
