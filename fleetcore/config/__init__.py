@@ -217,20 +217,78 @@ def parse_config(data: Any, source: str = "<config>", base_dir: Path | None = No
     return cfg
 
 
-def load_config(path: Path) -> FleetConfig:
-    """Load and validate; relative `soul` paths are resolved against the config's folder."""
-    source = str(path)
+# A configuration is a few KB. Beyond these it is not one, and PyYAML is not asked to try:
+# its composer recurses once per level (RecursionError past a few hundred) and its scanner
+# pays for every open flow level on every token.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_NESTING = 32
+MAX_ALIASES = 100
+
+
+def _check_shape(text: str) -> str | None:
+    """What makes `text` too deep or too aliased to load, read from PyYAML's event stream.
+
+    The scanner and parser are loops, not recursion, so this pass is safe on any input; it
+    stops at the first level past the limit, so a deep nest costs no more than the limit.
+    Aliases are counted because each can stand for a whole tree (a "billion laughs").
+    """
+    depth = aliases = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING:
+                return f"nested more than {MAX_NESTING} levels deep"
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                return f"more than {MAX_ALIASES} aliases (*name)"
+    return None
+
+
+def config_from_text(
+    text: str, source: str = "<config>", base_dir: Path | None = None
+) -> FleetConfig:
+    """Any text gives a FleetConfig or a ConfigError; nothing else escapes.
+
+    PyYAML's constructors raise plain ValueError for a date like 2001-02-30 or an
+    `!!int abc`, so those are caught beside YAMLError; RecursionError cannot happen after
+    the shape check, and is caught anyway as a second line.
+    """
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, [ConfigProblem("", f"larger than {MAX_CONFIG_BYTES} bytes")])
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(source, [ConfigProblem("", f"cannot read: {exc.strerror}")]) from None
-    try:
+        too_much = _check_shape(text)
+        if too_much is not None:
+            raise ConfigError(source, [ConfigProblem("", too_much)])
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(source, [ConfigProblem("", f"{where}not valid YAML")]) from None
-    return parse_config(data, source, base_dir=path.parent.resolve())
+    except (ValueError, RecursionError) as exc:
+        message = f"a value YAML cannot read: {str(exc)[:80]}"
+        raise ConfigError(source, [ConfigProblem("", message)]) from None
+    return parse_config(data, source, base_dir)
+
+
+def load_config(path: Path) -> FleetConfig:
+    """Load and validate; relative `soul` paths are resolved against the config's folder."""
+    source = str(path)
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(source, [ConfigProblem("", f"cannot read: {exc.strerror}")]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, [ConfigProblem("", f"larger than {MAX_CONFIG_BYTES} bytes")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = ConfigProblem("", f"not UTF-8 text (byte {exc.start})")
+        raise ConfigError(source, [problem]) from None
+    return config_from_text(text, source, base_dir=path.parent.resolve())
 
 
 def check_secrets(cfg: FleetConfig) -> list[ConfigProblem]:
