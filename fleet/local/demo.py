@@ -62,7 +62,9 @@ async def _forge_and_burn(
 ) -> None:
     from agents.wolf import build_wolf
     from bot.forge.cli import install_hook
+    from fleet.local.busauth import LOCAL_WOLF, wolf_config_path
     from fleet.local.up import SANDBOX_REPO
+    from fleetcore.config import load_config
 
     assert fleet.forge is not None and runner.app is not None
     bot = fleet.accounts["bot"].user_id
@@ -106,7 +108,9 @@ async def _forge_and_burn(
     print("alice commented on Gitea; the webhook notice in the project room:")
     print(_indent(notice[0].body) + "\n")
 
-    wolf, gitea, chain = build_wolf(runner.cfg, "wolf-1", "wolves")
+    # The wolf connects as itself: its own NKey user, with an agent's rights only.
+    wolf_cfg = load_config(wolf_config_path(fleet.state_dir))
+    wolf, gitea, chain = build_wolf(wolf_cfg, LOCAL_WOLF, "wolves")
     wolf_task = asyncio.create_task(wolf.run())
     try:
         before = time.perf_counter()

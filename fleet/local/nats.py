@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import signal
 import time
@@ -63,6 +64,35 @@ def ensure_nkey_seed(path: Path) -> str:
         with contextlib.suppress(SecretExistsError):  # another process made it first
             write_new_private(path, UserNKey.generate().seed_secret() + "\n")
     return load_nkey_seed(path).public_key
+
+
+def _log_count(log_path: Path, line: str) -> int:
+    try:
+        return log_path.read_text(errors="replace").count(line)
+    except FileNotFoundError:
+        return 0
+
+
+async def reload_server(
+    pid: int, config_path: Path, config: str, log_path: Path, deadline_s: float = 10.0
+) -> None:
+    """Write `config` (0600) and have the nats-server `pid` reload it, without a restart.
+
+    Returns once its log says it reloaded; raises if it refused the file (it then keeps
+    running on the old one) or said nothing in time.
+    """
+    before = _log_count(log_path, RELOADED), _log_count(log_path, RELOAD_FAILED)
+    write_private(config_path, config)
+    os.kill(pid, signal.SIGHUP)  # what `nats-server --signal reload=<pid>` sends
+    t0 = time.monotonic()
+    while True:
+        if _log_count(log_path, RELOAD_FAILED) > before[1]:
+            raise ReloadError(f"nats-server refused the new configuration:\n{log_tail(log_path)}")
+        if _log_count(log_path, RELOADED) > before[0]:
+            return
+        if time.monotonic() - t0 > deadline_s:
+            raise ReloadError(f"nats-server did not reload:\n{log_tail(log_path)}")
+        await asyncio.sleep(0.05)  # polling a server's log, not test synchronisation
 
 
 class NatsServer:
@@ -162,27 +192,8 @@ class NatsServer:
             raise ReloadError("nats-server is not running")
         if self.config is None:
             raise ReloadError("nats-server was started without a configuration file")
-        before = self._log_count(RELOADED), self._log_count(RELOAD_FAILED)
         self.config = config
-        write_private(self.config_path, config)
-        proc.send_signal(signal.SIGHUP)  # what `nats-server --signal reload=<pid>` sends
-        t0 = time.monotonic()
-        while True:
-            if self._log_count(RELOAD_FAILED) > before[1]:
-                raise ReloadError(
-                    f"nats-server refused the new configuration:\n{log_tail(self.log_path)}"
-                )
-            if self._log_count(RELOADED) > before[0]:
-                return
-            if proc.returncode is not None or time.monotonic() - t0 > deadline_s:
-                raise ReloadError(f"nats-server did not reload:\n{log_tail(self.log_path)}")
-            await asyncio.sleep(0.05)  # polling a child's log, not test synchronisation
-
-    def _log_count(self, line: str) -> int:
-        try:
-            return self.log_path.read_text(errors="replace").count(line)
-        except FileNotFoundError:
-            return 0
+        await reload_server(proc.pid, self.config_path, config, self.log_path, deadline_s)
 
     async def stop(self) -> None:
         await stop_process(self._proc)

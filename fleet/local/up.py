@@ -24,11 +24,19 @@ from typing import Any
 import yaml
 
 from fleet.local.botrunner import BotRunner
+from fleet.local.busauth import (
+    LOCAL_WOLF,
+    bot_seed_path,
+    local_users,
+    wolf_config,
+    wolf_config_path,
+)
 from fleet.local.nats import NatsServer
 from fleet.local.opsroom import ensure_operators_room
 from fleet.local.synapse import Account, SynapseServer
 from fleet.sandbox.forge import DEFAULT_PORT as FORGE_PORT
 from fleet.sandbox.forge import SandboxForge
+from fleetcore.bus.auth import server_config
 from fleetcore.config import FleetConfig, load_config
 from fleetcore.proc import (
     PIDFILE,
@@ -172,7 +180,12 @@ class LocalFleet:
                 ports.check_kept()
                 synapse_port = ports.needed_before_start("synapse", 8008)
                 webhook_port = ports.needed_before_start("webhook", 8787)
-                nats = NatsServer(state_dir / "nats", port=ports.saved.get("nats"))
+                # Auth on even on loopback: the bot's user and one per agent (busauth.py).
+                nats = NatsServer(
+                    state_dir / "nats",
+                    port=ports.saved.get("nats"),
+                    config=server_config(local_users(state_dir)),
+                )
                 await nats.start()
                 stack.push_async_callback(nats.stop)
                 if nats.port is None:  # start() sets it from the server's own report
@@ -237,7 +250,10 @@ class LocalFleet:
                     "batch_window_s": 1.0,
                 },
             },
-            "bus": {"servers": [self.nats.url]},
+            "bus": {
+                "servers": [self.nats.url],
+                "nkey_seed_file": str(bot_seed_path(self.state_dir)),
+            },
             "burn": {"edit_interval_s": 1.0, "digest_interval_s": 10},
             **self._overlay(),
             **self.extra_config,
@@ -252,7 +268,10 @@ class LocalFleet:
         return data
 
     def _write_config(self) -> None:
-        write_private(self.config_path, yaml.safe_dump(self.render_config(), sort_keys=False))
+        config = self.render_config()
+        write_private(self.config_path, yaml.safe_dump(config, sort_keys=False))
+        wolf = wolf_config(config, self.state_dir)
+        write_private(wolf_config_path(self.state_dir), yaml.safe_dump(wolf, sort_keys=False))
 
     def load(self) -> FleetConfig:
         return load_config(self.config_path)
@@ -279,7 +298,8 @@ class LocalFleet:
             f"      try: !project add sandbox {'/'.join(SANDBOX_REPO)}",
             f"  NATS: {self.nats.url}. Wolves need models: put `model:` "
             f"and `fallback_providers:` in {self.overlay_path},",
-            f"      restart, then: fleet wolf --config {self.config_path} --name wolf-1",
+            f"      restart, then: fleet wolf --config {wolf_config_path(self.state_dir)} "
+            f"--name {LOCAL_WOLF}",
             f"  State: {self.state_dir}    Ctrl-C stops everything.",
             "",
         ]
