@@ -143,6 +143,9 @@ Repo = Annotated[StrictStr, AfterValidator(_check_repo)]
 AgentName = Annotated[StrictStr, AfterValidator(agent_key)]
 
 
+PROBLEM_CHARS = 200
+
+
 def _describe(kind: str, exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_url=False):
@@ -150,7 +153,11 @@ def _describe(kind: str, exc: ValidationError) -> str:
         text = error["msg"].removeprefix("Value error, ")
         # Our own checks name their field already ("burn id 'a.b' cannot be ...").
         named = text.startswith(where.replace("_", " "))
-        problems.append(f"{where}: {text}" if where and not named else text)
+        problem = f"{where}: {text}" if where and not named else text
+        # A check that quotes the bad value must not paste a megabyte of it into the log.
+        if len(problem) > PROBLEM_CHARS:
+            problem = problem[: PROBLEM_CHARS - 1] + "…"
+        problems.append(problem)
     return f"{kind}: " + "; ".join(problems)
 
 
