@@ -183,21 +183,36 @@ def _listening_inodes(port: int) -> set[str]:
     return inodes
 
 
+def _holds(pid: int, sockets: set[str]) -> bool:
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in sockets:
+                    return True
+    return False
+
+
 def port_holder(port: int) -> str:
     """Who listens on `port`, in words: 'pid 123 (nats-server -p 4222)' or a hint."""
-    inodes = _listening_inodes(port)
-    if inodes:
-        wanted = {f"socket:[{inode}]" for inode in inodes}
+    sockets = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    if sockets:
         for proc_dir in Path("/proc").iterdir():
-            if not proc_dir.name.isdigit():
-                continue
-            with contextlib.suppress(OSError):
-                for fd in (proc_dir / "fd").iterdir():
-                    with contextlib.suppress(OSError):
-                        if os.readlink(fd) in wanted:
-                            pid = int(proc_dir.name)
-                            return f"pid {pid} ({command_line(pid)})"
+            if proc_dir.name.isdigit() and _holds(int(proc_dir.name), sockets):
+                pid = int(proc_dir.name)
+                return f"pid {pid} ({command_line(pid)})"
     return "another process (one this user cannot see)"
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether `pid` is what listens on `port`.
+
+    A server that answers on its URL may be another one that took the port while ours was
+    still loading; ours then fails to bind, and must not be taken for ready meanwhile.
+    Without /proc (not Linux) there is no telling: assumed.
+    """
+    if not Path("/proc/net/tcp").exists():
+        return True
+    return _holds(pid, {f"socket:[{inode}]" for inode in _listening_inodes(port)})
 
 
 def check_port_free(port: int, what: str, advice: str) -> None:

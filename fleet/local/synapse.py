@@ -26,6 +26,7 @@ from fleetcore.proc import (
     ServerStartError,
     check_port_free,
     free_port,
+    listens_on,
     log_tail,
     port_holder,
     spawn_server,
@@ -218,7 +219,7 @@ class SynapseServer:
                     )
                 try:
                     resp = await http.get(f"{self.url}/_matrix/client/versions")
-                    if resp.status_code == 200:
+                    if resp.status_code == 200 and listens_on(self._proc.pid, self.port):
                         break
                 except httpx.HTTPError:
                     pass

@@ -27,6 +27,8 @@ from fleetcore.proc import (
     PIDFILE,
     ServerStartError,
     StateLock,
+    free_port,
+    listens_on,
     log_tail,
     record_pid,
     recorded_process,
@@ -97,10 +99,17 @@ async def test_fleet_up_killed_takes_its_servers_along_and_comes_back_on_the_sam
 ) -> None:
     state = tmp_path / "up"
     log = tmp_path / "up.log"
+    # Not the defaults: other fleets on this machine may hold or race for 8008, 8787, 3000.
+    # nats-server is left to pick its own on this first run.
+    state.mkdir()
+    (state / "ports.json").write_text(
+        json.dumps({name: free_port() for name in ("synapse", "webhook", "gitea")})
+    )
     first = await _fleet_up(state, log)
     servers = _children(first.pid)
     assert sorted(servers.values()) == ["nats-server", "python"], servers
     ports = json.loads((state / "ports.json").read_text())
+    assert set(ports) == {"synapse", "webhook", "gitea", "nats"}  # nats-server's own pick
     cfg = load_config(state / "config.yaml")
     assert cfg.bus is not None
     bus = cfg.bus.model_copy(update={"reconnect_wait_s": 0.2, "reconnect_max_wait_s": 1.0})
@@ -148,6 +157,24 @@ async def test_fleet_up_killed_takes_its_servers_along_and_comes_back_on_the_sam
             assert await asyncio.wait_for(again.wait(), 60) == 0
     finally:
         await wolf.close()
+
+
+async def test_a_server_answering_on_our_port_is_ours_only_if_it_listens_there() -> None:
+    """Synapse's readiness: another server that took the port while ours loaded is not ours."""
+    other = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys; sys.stdin.read()", stdin=asyncio.subprocess.PIPE
+    )
+    try:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            port = sock.getsockname()[1]
+            assert listens_on(os.getpid(), port)
+            assert not listens_on(other.pid, port)
+    finally:
+        assert other.stdin is not None
+        other.stdin.close()
+        await other.wait()
 
 
 def test_a_second_lock_on_a_state_directory_names_the_holder(tmp_path: Path) -> None:
