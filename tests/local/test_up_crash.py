@@ -256,3 +256,34 @@ async def test_a_kept_port_held_by_another_process_fails_naming_it(tmp_path: Pat
     assert f"port {port} for synapse" in message and f"pid {os.getpid()} (" in message
     assert time.monotonic() - t0 < 5  # refused before any server started
     assert json.loads((state / "ports.json").read_text()) == {"synapse": port}
+
+
+async def test_fleet_up_stops_a_server_left_on_its_store_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "up"
+    orphan = await asyncio.create_subprocess_exec(
+        find_nats_server(),
+        *("-a", "127.0.0.1", "-p", "-1", "-js", "-sd", str(state / "nats" / "jetstream")),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    ended = os.pidfd_open(orphan.pid)
+    try:
+        record_pid(state / "nats" / PIDFILE, orphan.pid)
+        with socket.socket() as holder:  # so that the run ends right after the orphans
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            (state / "ports.json").write_text(json.dumps({"synapse": holder.getsockname()[1]}))
+            with pytest.raises(ServerStartError, match="for synapse is in use"):
+                async with LocalFleet.running(state):
+                    pass
+        assert select.select([ended], [], [], 0)[0], "the orphan survived"
+        err = capsys.readouterr().err
+        assert f"stopped nats-server (pid {orphan.pid}), left running on {state / 'nats'}" in err
+    finally:
+        os.close(ended)
+        if orphan.returncode is None:
+            orphan.kill()
+        await orphan.wait()
