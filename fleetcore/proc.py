@@ -23,6 +23,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +170,8 @@ async def spawn_server(
 # ---- ports ----------------------------------------------------------------------------
 
 
-def _listening_inodes(port: int) -> set[str]:
-    inodes: set[str] = set()
+def _listeners() -> Iterator[tuple[int, str]]:
+    """(port, socket inode) of every listening TCP socket this machine shows us."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             rows = Path(table).read_text().splitlines()[1:]
@@ -178,9 +179,30 @@ def _listening_inodes(port: int) -> set[str]:
             continue
         for row in rows:
             cols = row.split()
-            if len(cols) > 9 and cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(cols[9])
-    return inodes
+            if len(cols) > 9 and cols[3] == "0A":
+                yield int(cols[1].rsplit(":", 1)[1], 16), cols[9]
+
+
+def _listening_inodes(port: int) -> set[str]:
+    return {inode for bound, inode in _listeners() if bound == port}
+
+
+def can_see_ports() -> bool:
+    return Path("/proc/net/tcp").exists()
+
+
+def bound_port(pid: int) -> int | None:
+    """The port `pid` listens on, once it does.
+
+    A server told to bind port 0 gets a free one from the kernel as it binds, with no
+    window for another process to take it; this is how we learn which.
+    """
+    sockets: set[str] = set()
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                sockets.add(os.readlink(fd))
+    return next((port for port, inode in _listeners() if f"socket:[{inode}]" in sockets), None)
 
 
 def _holds(pid: int, sockets: set[str]) -> bool:
@@ -210,7 +232,7 @@ def listens_on(pid: int, port: int) -> bool:
     still loading; ours then fails to bind, and must not be taken for ready meanwhile.
     Without /proc (not Linux) there is no telling: assumed.
     """
-    if not Path("/proc/net/tcp").exists():
+    if not can_see_ports():
         return True
     return _holds(pid, {f"socket:[{inode}]" for inode in _listening_inodes(port)})
 

@@ -24,6 +24,8 @@ import yaml
 from fleetcore.proc import (
     PIDFILE,
     ServerStartError,
+    bound_port,
+    can_see_ports,
     check_port_free,
     free_port,
     listens_on,
@@ -126,7 +128,9 @@ class SynapseServer:
         # A tight message limit of our own, to see the bot meet 429s (tests).
         self.rc_message = rc_message
         self.server_name = server_name
-        self.port = port or free_port()
+        # None: Synapse binds port 0 (the kernel picks, no race) and start() reads which;
+        # a restart keeps it.
+        self.port = port
         self._proc: asyncio.subprocess.Process | None = None
         self.log_path = data_dir / "homeserver.log"
         # Who runs on this database: a run killed with -9 may have left its Synapse behind.
@@ -135,6 +139,8 @@ class SynapseServer:
 
     @property
     def url(self) -> str:
+        if self.port is None:
+            raise ServerStartError("synapse has no port yet: it binds one when it starts")
         return f"http://127.0.0.1:{self.port}"
 
     def _prepare(self) -> Path:
@@ -147,9 +153,11 @@ class SynapseServer:
         if not secret_path.exists():
             write_private(secret_path, secrets.token_urlsafe(32))
         self._secret = secret_path.read_text().strip()
+        if self.port is None and not can_see_ports():
+            self.port = free_port()  # no /proc to learn the kernel's pick from
         cfg = homeserver_config(
             self.data_dir,
-            self.port,
+            self.port if self.port is not None else 0,
             self.server_name,
             self._secret,
             default_rate_limits=self.default_rate_limits,
@@ -165,7 +173,8 @@ class SynapseServer:
     async def start(self, deadline_s: float = 90.0) -> None:
         config_path = self._prepare()
         # Before the seconds Synapse takes to load: its bind error would come last.
-        check_port_free(self.port, "synapse", "stop that, or give Synapse another port")
+        if self.port is not None:
+            check_port_free(self.port, "synapse", "stop that, or give Synapse another port")
         t0 = time.monotonic()
         if not (self.data_dir / "signing.key").exists():
             gen = await asyncio.create_subprocess_exec(
@@ -206,7 +215,7 @@ class SynapseServer:
                 if self._proc.returncode is not None:
                     tail = log_tail(self.data_dir / "stdout.log") + "\n" + log_tail(self.log_path)
                     held = ""
-                    if "Address already in use" in tail:
+                    if "Address already in use" in tail and self.port is not None:
                         held = f" (port {self.port} is in use by {port_holder(self.port)})"
                     raise ServerStartError(
                         f"synapse exited with {self._proc.returncode}{held}:\n" + tail
@@ -214,15 +223,18 @@ class SynapseServer:
                 if time.monotonic() - t0 > deadline_s:
                     await stop_process(self._proc)
                     raise ServerStartError(
-                        f"synapse did not answer on {self.url} within {deadline_s:.0f}s:\n"
+                        f"synapse did not answer within {deadline_s:.0f}s:\n"
                         + log_tail(self.log_path)
                     )
-                try:
-                    resp = await http.get(f"{self.url}/_matrix/client/versions")
-                    if resp.status_code == 200 and listens_on(self._proc.pid, self.port):
-                        break
-                except httpx.HTTPError:
-                    pass
+                if self.port is None:
+                    self.port = bound_port(self._proc.pid)
+                if self.port is not None:
+                    try:
+                        resp = await http.get(f"{self.url}/_matrix/client/versions")
+                        if resp.status_code == 200 and listens_on(self._proc.pid, self.port):
+                            break
+                    except httpx.HTTPError:
+                        pass
                 await asyncio.sleep(0.1)  # polling a child process, not test synchronisation
         self.start_seconds = time.monotonic() - t0
 

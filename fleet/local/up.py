@@ -66,9 +66,9 @@ class _Ports:
     Running wolves hold the NATS URL, Element the homeserver's, the forge's hooks the
     webhook's: a port that moved would strand them all. So a kept port that another process
     holds is an error naming that process, never a silent move. Only the first run picks:
-    nats-server binds any free port itself (`-p -1`) and reports it, the forge falls back
-    to a free port; Synapse and the bot's webhook need theirs before they start, so they
-    take the default if it is free, else a free one.
+    nats-server (`-p -1`) and Synapse (port 0) bind a free port themselves, and we record
+    the one they got; the forge falls back to a free port; the bot's webhook URL goes into
+    the config before the bot starts, so it takes the default if free, else a free one.
     """
 
     def __init__(self, path: Path) -> None:
@@ -178,7 +178,6 @@ class LocalFleet:
                 await _stop_orphans(state_dir)
                 ports = _Ports(state_dir / "ports.json")
                 ports.check_kept()
-                synapse_port = ports.needed_before_start("synapse", 8008)
                 webhook_port = ports.needed_before_start("webhook", 8787)
                 # Auth on even on loopback: the bot's user and one per agent (busauth.py).
                 nats = NatsServer(
@@ -191,9 +190,12 @@ class LocalFleet:
                 if nats.port is None:  # start() sets it from the server's own report
                     raise ServerStartError("nats-server did not report its port")
                 ports.keep("nats", nats.port)
-                synapse = SynapseServer(state_dir / "synapse", port=synapse_port)
+                synapse = SynapseServer(state_dir / "synapse", port=ports.saved.get("synapse"))
                 await synapse.start()
                 stack.push_async_callback(synapse.stop)
+                if synapse.port is None:  # start() sets it from the listening socket
+                    raise ServerStartError("synapse did not report its port")
+                ports.keep("synapse", synapse.port)
                 accounts, new_accounts = await _accounts(state_dir, synapse)
                 op = accounts["operator"]
                 operators_room = await ensure_operators_room(

@@ -99,17 +99,17 @@ async def test_fleet_up_killed_takes_its_servers_along_and_comes_back_on_the_sam
 ) -> None:
     state = tmp_path / "up"
     log = tmp_path / "up.log"
-    # Not the defaults: other fleets on this machine may hold or race for 8008, 8787, 3000.
-    # nats-server is left to pick its own on this first run.
+    # Not the defaults: other fleets on this machine may hold or race for 8787 and 3000.
+    # nats-server and Synapse bind port 0 on this first run, and their picks are recorded.
     state.mkdir()
     (state / "ports.json").write_text(
-        json.dumps({name: free_port() for name in ("synapse", "webhook", "gitea")})
+        json.dumps({name: free_port() for name in ("webhook", "gitea")})
     )
     first = await _fleet_up(state, log)
     servers = _children(first.pid)
     assert sorted(servers.values()) == ["nats-server", "python"], servers
     ports = json.loads((state / "ports.json").read_text())
-    assert set(ports) == {"synapse", "webhook", "gitea", "nats"}  # nats-server's own pick
+    assert set(ports) == {"synapse", "webhook", "gitea", "nats"}
     cfg = load_config(state / "config.yaml")
     assert cfg.bus is not None
     bus = cfg.bus.model_copy(update={"reconnect_wait_s": 0.2, "reconnect_max_wait_s": 1.0})
