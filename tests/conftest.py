@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from fleet.local.cluster import NatsCluster
 from fleet.local.nats import NatsServer
 from fleet.local.synapse import Account, SynapseServer
 
@@ -46,6 +47,18 @@ async def own_nats(tmp_path: Path) -> AsyncIterator[NatsServer]:
         yield server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def nats_cluster(tmp_path: Path) -> AsyncIterator[NatsCluster]:
+    """A private three-node JetStream cluster, a meta leader elected: for replicated
+    streams, and tests that kill nodes."""
+    cluster = NatsCluster(tmp_path / "nats-cluster", 3)
+    await cluster.start()
+    try:
+        yield cluster
+    finally:
+        await cluster.stop()
 
 
 @pytest.fixture

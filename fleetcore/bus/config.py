@@ -12,7 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 class BusConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    # One server, or several nodes of one cluster: the client fails over between them.
     servers: list[str] = Field(default_factory=lambda: ["nats://127.0.0.1:4222"], min_length=1)
+    # Copies of every stream and bucket the fleet creates: 1 for a single server, 3 for a
+    # cluster of three (any one node may die). More than the cluster's JetStream servers
+    # fails at start, naming this key (fleetcore/bus/streams.py). JetStream allows at most 5.
+    replicas: int = Field(1, ge=1, le=5)
+    # A wolf on a leaf node reaches the hub's JetStream through the hub's domain
+    # (`jetstream { domain: ... }` on the hub); None: the server it connects to has it.
+    jetstream_domain: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     # A file, never a value: a seed on the command line or in the config would leak via
     # `ps`, shell history or a pasted config.
     nkey_seed_file: Path | None = None

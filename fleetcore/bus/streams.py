@@ -3,6 +3,12 @@
 Both the bot and every wolf call `ensure_streams` at start: whoever comes first creates
 everything, the rest find it in place, and a changed config (say a longer ack_wait) is
 applied rather than refused, so rolling out a new setting needs no manual step.
+
+Every stream and bucket has `bus.replicas` copies. A client cannot ask a server how big
+its cluster is (that takes the system account), so the check is the server's own
+placement answer at start: a single server refuses more than one replica (10074), a
+cluster with fewer JetStream servers up than replicas finds no peers (10005). Either way
+`ensure_streams` raises `ReplicasError`, naming `bus.replicas`, before anything else runs.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 
+from nats.aio.client import Client
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -23,7 +30,7 @@ from nats.js.api import (
     StreamInfo,
 )
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
 from fleetcore.bus.config import BusConfig
@@ -49,6 +56,20 @@ RESULTS_MAX_AGE_S = 30 * 86400.0
 _STREAM_NAME_IN_USE = 10058
 # nats-py's create_key_value caps a bucket's duplicate window at two minutes.
 _KV_MAX_DUPLICATE_WINDOW_S = 120.0
+# The server's answers to more replicas than it can place: "replicas > 1 not supported in
+# non-clustered mode", "no suitable peers for placement", "insufficient resources".
+_NOT_CLUSTERED = 10074
+_NO_PEERS = 10005
+_INSUFFICIENT_RESOURCES = 10023
+
+
+class ReplicasError(ValueError):
+    """`bus.replicas` asks for more copies than the NATS servers can hold."""
+
+
+def fleet_jetstream(nc: Client, cfg: BusConfig) -> JetStreamContext:
+    """JetStream as `cfg` reaches it: through the hub's domain from a leaf node."""
+    return nc.jetstream(domain=cfg.jetstream_domain)
 
 
 def tasks_stream_config(cfg: BusConfig) -> StreamConfig:
@@ -59,6 +80,7 @@ def tasks_stream_config(cfg: BusConfig) -> StreamConfig:
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=cfg.duplicate_window_s,
+        num_replicas=cfg.replicas,
     )
 
 
@@ -71,6 +93,7 @@ def results_stream_config(cfg: BusConfig) -> StreamConfig:
         storage=StorageType.FILE,
         max_age=RESULTS_MAX_AGE_S,
         duplicate_window=min(cfg.duplicate_window_s, RESULTS_MAX_AGE_S),
+        num_replicas=cfg.replicas,
     )
 
 
@@ -142,18 +165,21 @@ async def ensure_registry(js: JetStreamContext, cfg: BusConfig) -> KeyValue:
                 history=1,
                 ttl=cfg.heartbeat_ttl_s,
                 storage=StorageType.FILE,
+                replicas=cfg.replicas,
             )
         )
     except BadRequestError as exc:
         if exc.err_code != _STREAM_NAME_IN_USE:
             raise
-    # The bucket exists with other settings (a changed heartbeat_ttl_s): update its stream.
+    # The bucket exists with other settings (a changed heartbeat_ttl_s or replica count):
+    # update its stream.
     stream = f"KV_{AGENTS_BUCKET}"
     info = await js.stream_info(stream)
     updated = dataclasses.replace(
         info.config,
         max_age=cfg.heartbeat_ttl_s,
         duplicate_window=min(cfg.heartbeat_ttl_s, _KV_MAX_DUPLICATE_WINDOW_S),
+        num_replicas=cfg.replicas,
     )
     log.info("registry_ttl_updated", extra=fields(bucket=AGENTS_BUCKET, ttl_s=cfg.heartbeat_ttl_s))
     await js.update_stream(updated)
@@ -164,7 +190,7 @@ async def ensure_registry(js: JetStreamContext, cfg: BusConfig) -> KeyValue:
 LIMITS_TTL_S = 2 * 3600.0
 
 
-async def ensure_limits(js: JetStreamContext) -> KeyValue:
+async def ensure_limits(js: JetStreamContext, cfg: BusConfig) -> KeyValue:
     """The fleet-wide counters bucket (agents/budget.py counts comments in it)."""
     try:
         return await js.create_key_value(
@@ -174,11 +200,15 @@ async def ensure_limits(js: JetStreamContext) -> KeyValue:
                 history=1,
                 ttl=LIMITS_TTL_S,
                 storage=StorageType.FILE,
+                replicas=cfg.replicas,
             )
         )
     except BadRequestError as exc:
         if exc.err_code != _STREAM_NAME_IN_USE:
             raise
+    info = await js.stream_info(f"KV_{LIMITS_BUCKET}")
+    if info.config.num_replicas != cfg.replicas:  # a fleet grown from one server to three
+        await js.update_stream(dataclasses.replace(info.config, num_replicas=cfg.replicas))
     return await js.key_value(LIMITS_BUCKET)
 
 
@@ -187,14 +217,39 @@ async def ensure_streams(js: JetStreamContext, cfg: BusConfig, tiers: Iterable[s
 
     Safe to call at every start. Wolves never call it: an agent's user may not create
     streams, consumers or buckets, so the bot makes each tier's consumer for them.
+    Raises `ReplicasError` when `cfg.replicas` is more than the servers can place.
     """
-    await ensure_stream(js, tasks_stream_config(cfg))
+    try:
+        await ensure_stream(js, tasks_stream_config(cfg))
+    except APIError as exc:
+        refused = _replicas_error(exc, cfg)
+        if refused is None:
+            raise
+        raise refused from None
     await ensure_stream(js, results_stream_config(cfg))
     for tier in tiers:
         await ensure_tier_consumer(js, cfg, tier)
     await js.add_consumer(RESULTS_STREAM, bot_results_consumer_config(cfg))
     await ensure_registry(js, cfg)
-    await ensure_limits(js)
+    await ensure_limits(js, cfg)
+
+
+def _replicas_error(exc: APIError, cfg: BusConfig) -> ReplicasError | None:
+    """The server's refusal of the first stream, said in terms of the config; None for
+    any other error."""
+    if cfg.replicas > 1 and exc.err_code == _NOT_CLUSTERED:
+        return ReplicasError(
+            f"bus.replicas is {cfg.replicas}, but the NATS server is a single server, not a "
+            "cluster: set bus.replicas to 1, or list the nodes of a JetStream cluster in "
+            "bus.servers"
+        )
+    if cfg.replicas > 1 and exc.err_code in (_NO_PEERS, _INSUFFICIENT_RESOURCES):
+        return ReplicasError(
+            f"bus.replicas is {cfg.replicas}, but the NATS cluster has fewer than "
+            f"{cfg.replicas} JetStream servers up (the server said: {exc.description}): "
+            "start the missing nodes, or lower bus.replicas to the cluster's size"
+        )
+    return None
 
 
 async def pull_tasks(js: JetStreamContext, tier: str) -> JetStreamContext.PullSubscription:
