@@ -153,6 +153,12 @@ def cmd_soul(args: argparse.Namespace) -> int:
     return run(cfg, args.soul)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from fleet.doctor import doctor_main
+
+    return doctor_main(args.config, as_json=args.json, timeout_s=args.timeout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fleet", description="Hermes fleet")
     p.add_argument("--version", action="version", version=f"hermes-fleet {__version__}")
@@ -241,6 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sp = with_config(add(name, cmd_soul, help_, soul_sub))
         sp.add_argument("--soul", type=Path, help="the file (default: the config's soul)")
+
+    doc = with_config(
+        add("doctor", cmd_doctor, "check a deployment; exit 0 only when everything holds")
+    )
+    doc.add_argument("--json", action="store_true", help="print the results as JSON")
+    doc.add_argument("--timeout", type=float, default=5.0, help="seconds per network check")
 
     wolf = with_config(add("wolf", cmd_wolf, "run a worker agent"))
     wolf.add_argument("--name", required=True)
