@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fleet.local.nats import ensure_nkey_seed, reload_server
+from fleet.local.nats import ensure_nkey_seed, reload_server, with_jetstream
 from fleetcore.bus.auth import AgentUser, BusUsers, server_config
 from fleetcore.config.burn import BurnConfig
 from fleetcore.proc import PIDFILE, recorded_process
@@ -76,7 +76,7 @@ async def _apply(state_dir: Path, users: BusUsers) -> bool:
     (the next `fleet up` reads them)."""
     write_private(state_dir / USERS_FILE, users.to_json())
     nats_dir = _nats_dir(state_dir)
-    config = server_config(users)
+    config = with_jetstream(server_config(users), nats_dir)
     pid = recorded_process(nats_dir / PIDFILE)
     if pid is None:
         write_private(nats_dir / "server.conf", config)

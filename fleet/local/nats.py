@@ -66,6 +66,16 @@ def ensure_nkey_seed(path: Path) -> str:
     return load_nkey_seed(path).public_key
 
 
+def with_jetstream(config: str, data_dir: Path) -> str:
+    """`config` with JetStream on, stored under `data_dir`.
+
+    In the file, not as flags: a reload re-reads only the file, and JetStream enabled by
+    `-js` alone is shut down by the first reload (nats-server 2.9 does so).
+    """
+    store = json.dumps({"store_dir": str(data_dir / "jetstream")})
+    return f"{config}jetstream: {store}\n"
+
+
 def _log_count(log_path: Path, line: str) -> int:
     try:
         return log_path.read_text(errors="replace").count(line)
@@ -124,9 +134,10 @@ class NatsServer:
     async def start(self, deadline_s: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ports_dir.mkdir(exist_ok=True, mode=0o700)
-        config_args: list[str] = []
+        # JetStream by flags, or in the config file: never both (nats-server refuses that).
+        config_args = ["-js", "-sd", str(self.data_dir / "jetstream")]
         if self.config is not None:
-            write_private(self.config_path, self.config)
+            write_private(self.config_path, with_jetstream(self.config, self.data_dir))
             config_args = ["-c", str(self.config_path)]
         t0 = time.monotonic()
         proc = self._proc = await spawn_server(
@@ -138,9 +149,6 @@ class NatsServer:
             str(self.port if self.port is not None else RANDOM_PORT),
             "--ports_file_dir",
             str(self.ports_dir),
-            "-js",
-            "-sd",
-            str(self.data_dir / "jetstream"),
             "-l",
             str(self.log_path),
             # One server per JetStream store; dies with us (fleetcore/proc.py).
@@ -193,7 +201,8 @@ class NatsServer:
         if self.config is None:
             raise ReloadError("nats-server was started without a configuration file")
         self.config = config
-        await reload_server(proc.pid, self.config_path, config, self.log_path, deadline_s)
+        full = with_jetstream(config, self.data_dir)
+        await reload_server(proc.pid, self.config_path, full, self.log_path, deadline_s)
 
     async def stop(self) -> None:
         await stop_process(self._proc)

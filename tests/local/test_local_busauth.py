@@ -106,7 +106,13 @@ async def test_an_agent_added_live_can_connect_and_removed_live_is_cut_off(
     with pytest.raises(BusAuthError):
         await connect(_cfg(server, seed), "wolf-wolf-2")
 
-    assert await add_agent(state, agent)  # True: the running server reloaded
+    bot = await connect(_cfg(server, bot_seed_path(state)), "bot", first_connect_timeout_s=10)
+    try:
+        assert await add_agent(state, agent)  # True: the running server reloaded
+        # JetStream survives the reload (it is in the config file, not only in flags).
+        assert (await bot.jetstream().account_info()).streams == 0
+    finally:
+        await bot.close()
     errors: list[Exception] = []
     changed = asyncio.Event()
     nc = await _agent(server, "wolf-2", seed, errors, changed)
