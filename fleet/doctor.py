@@ -178,6 +178,7 @@ STATE_SECRETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("bot-password", ()),
     ("gitea-token", ()),
     ("webhook-secret", ()),
+    ("gitea.token", ()),  # an agent's own forge token (agents/NAME/, `fleet agent add`)
 )
 
 

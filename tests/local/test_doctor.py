@@ -21,10 +21,12 @@ from nio import AsyncClient, AsyncClientConfig, LoginResponse
 from bot.crosssign.api import ensure_identity
 from bot.matrix.state import Session, save_session
 from fleet.doctor import (
+    AgentToken,
     CheckResult,
     Problem,
     SecretSource,
     Status,
+    check_agent_tokens,
     check_bot_device,
     check_command_lines,
     check_git,
@@ -44,12 +46,15 @@ from fleet.local.synapse import SynapseServer
 from fleetcore.bus.auth import BusUsers, server_config
 from fleetcore.bus.config import BusConfig
 from fleetcore.config import FleetConfig, load_config
+from fleetcore.forge.accounts import provision_agent_forge, revoke_agent_forge
+from fleetcore.forge.client import GiteaClient
 from fleetcore.identity.keystore import fleet_key
 from fleetcore.proc import free_port
 from fleetcore.safety.modelgate import readiness_path
 from fleetcore.safety.modeltest import ReadinessStore
 from fleetcore.secrets import make_private_dir, write_private
 from fleetcore.soul import sign_soul
+from fleettest.gitea_standin import GiteaStandin
 
 _n = itertools.count()
 SECRET = "doctor-test-secret-value-7f3a9c"
@@ -319,6 +324,47 @@ async def test_the_bots_device_must_be_cross_signed(synapse: SynapseServer, tmp_
         assert gone.status is Status.PROBLEM and "no longer valid" in problems_text(gone)
     finally:
         await client.close()
+
+
+# -- agents' Gitea tokens ----------------------------------------------------------------------
+
+
+async def test_each_agents_gitea_token_valid_with_its_scopes(tmp_path: Path) -> None:
+    admin_auth = ("fleet", "admin-pass-123")
+    async with GiteaStandin() as gitea:
+        admin_token = gitea.add_user(admin_auth[0], password=admin_auth[1], admin=True)
+        gitea.add_repo("acme", "web", private=True)
+        async with GiteaClient(gitea.url, admin_token, retries=0) as admin:
+            made = await provision_agent_forge(admin, admin_auth, "wolf-1", ["acme/web"])
+            assert made.token
+            token_file = tmp_path / "gitea.token"
+            write_private(token_file, made.token)
+            agent = AgentToken(
+                "wolf-1", SecretSource("agents/wolf-1/gitea.token", path=token_file), made.token_id
+            )
+            kw: dict[str, Any] = {
+                "admin_token": admin_token,
+                "admin_auth": admin_auth,
+                "repos": ["acme/web"],
+            }
+            ok = await check_agent_tokens(gitea.url, [agent], **kw)
+            assert ok.status is Status.OK, problems_text(ok)
+            assert "scopes and access as expected" in ok.summary
+
+            broad = await admin.create_token("wolf-1", "broad", ["all"], basic_auth=admin_auth)
+            write_private(token_file, broad.secret)
+            wide = await check_agent_tokens(
+                gitea.url, [AgentToken("wolf-1", agent.token, broad.id)], **kw
+            )
+            assert "has scopes all; expected" in problems_text(wide)
+            assert "fleet agent add wolf-1" in problems_text(wide)
+
+            await revoke_agent_forge(admin, admin_auth, "wolf-1")
+            revoked = await check_agent_tokens(gitea.url, [agent], **kw)
+            assert revoked.status is Status.PROBLEM and "rejected" in revoked.summary
+        assert gitea.violations == [], gitea.violations
+    none = await check_agent_tokens("http://127.0.0.1:9", [])
+    assert none.status is Status.NOT_CONFIGURED
 
 
 # -- SOUL.md, models --------------------------------------------------------------------------
