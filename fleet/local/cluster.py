@@ -220,3 +220,52 @@ def _get_json(url: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     return data
+
+
+# ---- `fleet up --nats-cluster N` ---------------------------------------------------------
+
+CLUSTER_DIR = "nats-cluster"
+
+
+def cluster_ports_key(i: int) -> tuple[str, str]:
+    """The names of node `i`'s client and cluster ports in `fleet up`'s ports.json."""
+    return f"nats-n{i + 1}", f"nats-n{i + 1}-cluster"
+
+
+def local_cluster(
+    state_dir: Path, size: int, config: str | None, saved: dict[str, int]
+) -> NatsCluster:
+    """`fleet up`'s cluster under `state_dir/nats-cluster/`, on the ports an earlier run
+    kept (all of them, or none: a cluster's routes are all or nothing)."""
+    keys = [cluster_ports_key(i) for i in range(size)]
+    kept = all(client in saved and route in saved for client, route in keys)
+    return NatsCluster(
+        state_dir / CLUSTER_DIR,
+        size,
+        config=config,
+        client_ports=[saved[client] for client, _ in keys] if kept else None,
+        cluster_ports=[saved[route] for _, route in keys] if kept else None,
+    )
+
+
+def ports_to_keep(cluster: NatsCluster) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i, port in enumerate(cluster.client_ports):
+        if port is None:
+            raise ServerStartError(f"{cluster.node_name(i)} did not report its port")
+        client, route = cluster_ports_key(i)
+        out[client] = port
+        out[route] = cluster.cluster_ports[i]
+    return out
+
+
+def node_dirs(state_dir: Path) -> list[Path]:
+    """Every cluster node's data directory a run left (for stopping orphans)."""
+    return sorted(p for p in (state_dir / CLUSTER_DIR).glob(f"{CLUSTER_NAME}-n*") if p.is_dir())
+
+
+def bus_servers(nats: NatsServer | NatsCluster) -> dict[str, object]:
+    """The `bus:` keys that say where the fleet's NATS is and how many copies it keeps."""
+    if isinstance(nats, NatsCluster):
+        return {"servers": nats.urls, "replicas": nats.size}
+    return {"servers": [nats.url]}

@@ -31,6 +31,7 @@ from fleet.local.busauth import (
     wolf_config,
     wolf_config_path,
 )
+from fleet.local.cluster import NatsCluster, bus_servers, local_cluster, node_dirs, ports_to_keep
 from fleet.local.nats import NatsServer
 from fleet.local.opsroom import ensure_operators_room
 from fleet.local.synapse import Account, SynapseServer
@@ -119,7 +120,8 @@ async def _stop_orphans(state_dir: Path) -> None:
     or killed in the instant between fork and exec) is stopped here, under the lock, so it
     is no other live fleet's.
     """
-    for what, data_dir in (("nats-server", "nats"), ("synapse", "synapse")):
+    nodes = [("nats-server", str(d.relative_to(state_dir))) for d in node_dirs(state_dir)]
+    for what, data_dir in (("nats-server", "nats"), ("synapse", "synapse"), *nodes):
         pid = await stop_orphan(state_dir / data_dir / PIDFILE, what)
         if pid is not None:
             print(
@@ -138,7 +140,7 @@ class LocalFleet:
         self,
         state_dir: Path,
         *,
-        nats: NatsServer,
+        nats: NatsServer | NatsCluster,
         synapse: SynapseServer,
         forge: SandboxForge,
         accounts: dict[str, Account],
@@ -168,9 +170,13 @@ class LocalFleet:
     @classmethod
     @contextlib.asynccontextmanager
     async def running(
-        cls, state_dir: Path, extra_config: dict[str, Any] | None = None
+        cls, state_dir: Path, extra_config: dict[str, Any] | None = None, nats_cluster: int = 0
     ) -> AsyncIterator[LocalFleet]:
-        """One fleet per state directory: a second `fleet up` on it is refused (the lock)."""
+        """One fleet per state directory: a second `fleet up` on it is refused (the lock).
+
+        `nats_cluster`: that many nats-servers in one JetStream cluster (fleet/local/
+        cluster.py) instead of one, and every stream and bucket replicated on all of them.
+        """
         state_dir = _private_dir(state_dir)
         lock = StateLock.acquire(state_dir)
         try:
@@ -180,16 +186,26 @@ class LocalFleet:
                 ports.check_kept()
                 webhook_port = ports.needed_before_start("webhook", 8787)
                 # Auth on even on loopback: the bot's user and one per agent (busauth.py).
-                nats = NatsServer(
-                    state_dir / "nats",
-                    port=ports.saved.get("nats"),
-                    config=server_config(local_users(state_dir)),
-                )
-                await nats.start()
-                stack.push_async_callback(nats.stop)
-                if nats.port is None:  # start() sets it from the server's own report
-                    raise ServerStartError("nats-server did not report its port")
-                ports.keep("nats", nats.port)
+                nats: NatsServer | NatsCluster
+                if nats_cluster:
+                    nats = local_cluster(
+                        state_dir, nats_cluster, server_config(local_users(state_dir)), ports.saved
+                    )
+                    await nats.start()
+                    stack.push_async_callback(nats.stop)
+                    for name, port in ports_to_keep(nats).items():
+                        ports.keep(name, port)
+                else:
+                    nats = NatsServer(
+                        state_dir / "nats",
+                        port=ports.saved.get("nats"),
+                        config=server_config(local_users(state_dir)),
+                    )
+                    await nats.start()
+                    stack.push_async_callback(nats.stop)
+                    if nats.port is None:  # start() sets it from the server's own report
+                        raise ServerStartError("nats-server did not report its port")
+                    ports.keep("nats", nats.port)
                 synapse = SynapseServer(state_dir / "synapse", port=ports.saved.get("synapse"))
                 await synapse.start()
                 stack.push_async_callback(synapse.stop)
@@ -253,7 +269,7 @@ class LocalFleet:
                 },
             },
             "bus": {
-                "servers": [self.nats.url],
+                **bus_servers(self.nats),
                 "nkey_seed_file": str(bot_seed_path(self.state_dir)),
             },
             "burn": {"edit_interval_s": 1.0, "digest_interval_s": 10},
@@ -305,6 +321,12 @@ class LocalFleet:
             f"  State: {self.state_dir}    Ctrl-C stops everything.",
             "",
         ]
+        if isinstance(self.nats, NatsCluster):
+            lines.insert(
+                -2,
+                f"  NATS cluster: {self.nats.size} JetStream nodes, every stream on each "
+                f"(bus.replicas {self.nats.size}): {', '.join(self.nats.urls)}",
+            )
         return "\n".join(lines)
 
 
@@ -375,8 +397,9 @@ async def with_fleet(
     state_dir: Path,
     body: Callable[[LocalFleet, BotRunner], Awaitable[int]],
     extra_config: dict[str, Any] | None = None,
+    nats_cluster: int = 0,
 ) -> int:
-    async with LocalFleet.running(state_dir, extra_config) as fleet:
+    async with LocalFleet.running(state_dir, extra_config, nats_cluster) as fleet:
         from fleetcore import log
 
         cfg = fleet.load()
@@ -410,5 +433,5 @@ def run_local(main: Coroutine[Any, Any, int]) -> int:
         return 1
 
 
-def up_main(state_dir: Path) -> int:
-    return run_local(with_fleet(state_dir, _serve))
+def up_main(state_dir: Path, nats_cluster: int = 0) -> int:
+    return run_local(with_fleet(state_dir, _serve, nats_cluster=nats_cluster))
