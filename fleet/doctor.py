@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
+import yaml
+
 from fleetcore.config import ConfigError, FleetConfig, load_config
 from fleetcore.secrets import SecretRef
 
@@ -119,7 +121,7 @@ def check_config(path: Path) -> tuple[CheckResult, FleetConfig | None]:
 class SecretSource:
     """One secret: a file or an environment variable, and how to get its values.
 
-    `json_keys`: the file is JSON and the secrets are the string values under these keys
+    `json_keys`: the file is JSON or YAML and the secrets are the string values under these keys
     (anywhere in it: `accounts.json` nests them); empty: the whole stripped text is one."""
 
     name: str
@@ -144,8 +146,8 @@ class SecretSource:
         if not self.json_keys:
             return [text] if text else []
         try:
-            data = json.loads(text)
-        except ValueError:
+            data = yaml.safe_load(text)  # JSON is YAML: one parser for both kinds of file
+        except yaml.YAMLError:
             return []
         return [v for v in _json_strings(data, self.json_keys) if v]
 
@@ -165,7 +167,7 @@ def _json_strings(data: Any, keys: tuple[str, ...]) -> list[str]:
 
 
 # Secret files a state directory may hold, besides the ones the config names: (a glob on
-# the file's name, the JSON keys holding the secrets or () for the whole text).
+# the file's name, the keys holding the secrets in it or () for the whole text).
 STATE_SECRETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("*.nsec", ()),  # Nostr keys: the fleet's (identity/fleet.nsec) and agents'
     ("*.seed", ()),  # agents' NATS NKey seeds (fleet agent keygen)
@@ -175,6 +177,8 @@ STATE_SECRETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("session.json", ("access_token",)),  # the bot's Matrix session
     ("cross_signing.json", ("master", "self_signing", "user_signing")),
     ("accounts.json", ("password",)),  # fleet up's local accounts
+    # Synapse's config under fleet up's state: its shared secret registers admins.
+    ("homeserver.yaml", ("registration_shared_secret", "macaroon_secret_key", "form_secret")),
     ("bot-password", ()),
     ("gitea-token", ()),
     ("webhook-secret", ()),

@@ -119,6 +119,19 @@ def test_a_secret_open_to_others_fails_with_its_fix(tmp_path: Path) -> None:
     assert SECRET not in text
 
 
+def test_secrets_inside_json_and_yaml_files_are_found_by_key(tmp_path: Path) -> None:
+    state = make_private_dir(tmp_path / "state" / "synapse")
+    accounts = {"bot": {"user_id": "@b:x", "password": "bot-pass-1234"}, "operator": {}}
+    write_private(state.parent / "accounts.json", json.dumps(accounts))
+    write_private(
+        state / "homeserver.yaml", "server_name: x\nregistration_shared_secret: s3cr3t-shared\n"
+    )
+    cfg = load(tmp_path)
+    found = {s.name: s.values() for s in secret_inventory(cfg)}
+    assert found["accounts.json"] == ["bot-pass-1234"]
+    assert found["synapse/homeserver.yaml"] == ["s3cr3t-shared"]
+
+
 def test_a_missing_secret_file_or_variable_fails(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.delenv("DOCTOR_TEST_KEY", raising=False)
     sources = [
