@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from bot.pipeline.parse import shown
 from fleetcore.config import USER_ID_RE
 from fleetcore.errors import FleetError
 
@@ -40,20 +41,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# How much of a typed word an error message may quote.
-SHOWN_MAX = 40
-
 
 class UsageError(FleetError):
     """Bad or missing arguments: the message is shown with the command's usage line."""
-
-
-def shown(word: str) -> str:
-    """A word as an error quotes it: in backticks, cut short, on one line."""
-    flat = " ".join(word.split())
-    if len(flat) > SHOWN_MAX:
-        flat = flat[: SHOWN_MAX - 1] + "…"
-    return f"`{flat}`"
 
 
 # -- kinds: what a word may be --------------------------------------------------------------

@@ -297,7 +297,7 @@ class MatrixShell:
     async def _dispatch(
         self, item: _Pending, on_message: MessageSink, on_undecryptable: UndecryptableSink
     ) -> None:
-        event = item.event
+        event: Event = item.event
         if not item.retry and self.state.was_handled(event.event_id):
             return
         joined = self.state.joined_at(item.room.room_id)
@@ -307,9 +307,9 @@ class MatrixShell:
         if isinstance(event, MegolmEvent):
             # A key may have arrived in this very sync (to-device events come first).
             try:
-                decrypted = self.nio.decrypt_event(event)
-                if isinstance(decrypted, RoomMessageText):
-                    event = decrypted
+                # Whatever it is: from_event takes m.text only, and an encrypted notice
+                # must be ignored, not answered as "undecryptable".
+                event = self.nio.decrypt_event(event)
             except Exception:
                 pass
         msg = from_event(item.room, event, self.nio.user_id, self.resolve_device)
