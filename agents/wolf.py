@@ -15,16 +15,16 @@ import logging
 import signal
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError
 
 from agents.budget import FleetBudget, open_limits
-from agents.triage import CommentBudget, Disposition, TaskOutcome, Triager
+from agents.triage import Alive, CommentBudget, Disposition, StartedAt, TaskOutcome, Triager
 from fleetcore.bus.auth import agent_inbox_prefix
 from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
@@ -81,13 +81,27 @@ class WolfCounts:
     started_at: datetime = field(default_factory=utcnow)
 
 
+@dataclass(frozen=True)
+class Fleetmates:
+    """What a triager learns of the other wolves once the wolf is on the bus."""
+
+    alive: Alive
+    started_at: StartedAt
+    # The fleet-wide comment budget in JetStream KV; None when no cap is configured.
+    budget: CommentBudget | None
+
+
+# Builds the wolf's triager from what the bus tells of its fleetmates.
+MakeTriager = Callable[[Fleetmates], Triager]
+
+
 class Wolf:
     def __init__(
         self,
         name: str,
         tier: str,
         bus: BusConfig,
-        triager: Triager,
+        make_triager: MakeTriager,
         model: str,
         concurrency: int = 2,
         comments_per_hour: int | None = None,
@@ -97,14 +111,11 @@ class Wolf:
         self.name = name
         self.tier = tier
         self.bus = bus
-        self.triager = triager
+        self._make_triager = make_triager
         self.model = model
         self.concurrency = concurrency
         self.counts = WolfCounts()
         self._stop = asyncio.Event()
-        self.nc: Client | None = None
-        self.js: JetStreamContext | None = None
-        self.registry: Registry | None = None
 
     def record(self) -> AgentRecord:
         c = self.counts
@@ -122,15 +133,6 @@ class Wolf:
 
     def stop(self) -> None:
         self._stop.set()
-
-    async def alive(self, name: str) -> bool:
-        assert self.registry is not None
-        return await self.registry.alive(name)
-
-    async def started_at(self, name: str) -> datetime | None:
-        assert self.registry is not None
-        record = await self.registry.get(name)
-        return None if record is None else record.started_at
 
     async def _wait_for_bus(self, js: JetStreamContext) -> bool:
         """Until the bot has made this tier's consumer and the buckets; False if stopped.
@@ -160,22 +162,28 @@ class Wolf:
         return False
 
     async def run(self) -> None:
+        """Connect, wait for what the bot makes, build the triager, work until stopped."""
         # Its own inbox prefix: its NATS user may subscribe nowhere else.
-        self.nc = await connect(
+        nc = await connect(
             self.bus, f"wolf-{self.name}", inbox_prefix=agent_inbox_prefix(self.name)
         )
-        self.js = self.nc.jetstream()
-        if not await self._wait_for_bus(self.js):
-            await self.nc.close()
+        js = nc.jetstream()
+        if not await self._wait_for_bus(js):
+            await nc.close()
             return
-        self.registry = await Registry.open(self.js)
+        registry = await Registry.open(js)
+        budget = None
         if self.comments_per_hour is not None:
-            self.triager.budget = FleetBudget(await open_limits(self.js), self.comments_per_hour)
-        self.triager.alive = self.alive
-        self.triager.started_at = self.started_at
-        heartbeat = Heartbeat(self.registry, self.record, self.bus.heartbeat_s)
+            budget = FleetBudget(await open_limits(js), self.comments_per_hour)
+
+        async def started_at(name: str) -> datetime | None:
+            record = await registry.get(name)
+            return None if record is None else record.started_at
+
+        triager = self._make_triager(Fleetmates(registry.alive, started_at, budget))
+        heartbeat = Heartbeat(registry, self.record, self.bus.heartbeat_s)
         await heartbeat.start()
-        sub = await pull_tasks(self.js, self.tier)
+        sub = await pull_tasks(js, self.tier)
         log.info("wolf_started", extra=fields(wolf=self.name, tier=self.tier))
         slots = asyncio.Semaphore(self.concurrency)
         running: set[asyncio.Task[None]] = set()
@@ -197,7 +205,7 @@ class Wolf:
                         await asyncio.wait_for(self._stop.wait(), 0.5)
                     continue
                 for msg in msgs:
-                    job = asyncio.create_task(self._handle(msg))
+                    job = asyncio.create_task(self._handle(msg, js, triager))
                     running.add(job)
                     job.add_done_callback(running.discard)
                     job.add_done_callback(lambda _t: slots.release())
@@ -205,9 +213,9 @@ class Wolf:
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
             await heartbeat.stop()
-            await self.nc.close()  # drain() can hang on pull subscriptions; work is done
+            await nc.close()  # drain() can hang on pull subscriptions; work is done
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _handle(self, msg: Msg, js: JetStreamContext, triager: Triager) -> None:
         try:
             task = Task.from_bytes(msg.data)
         except BadMessage as exc:
@@ -217,7 +225,7 @@ class Wolf:
         self.counts.current.add(task.task_id)
         keepalive = asyncio.create_task(self._in_progress(msg))
         try:
-            outcome = await self.triager.run(task)
+            outcome = await triager.run(task)
         except Exception as exc:  # a bug: let JetStream redeliver it, keep the wolf alive
             log.exception("task_crashed", extra=fields(task=task.task_id))
             outcome = TaskOutcome(Disposition.RETRY, None, 5.0, type(exc).__name__)
@@ -225,7 +233,7 @@ class Wolf:
             keepalive.cancel()
             self.counts.current.discard(task.task_id)
         try:
-            await self._settle(msg, task, outcome)
+            await self._settle(msg, task, outcome, js)
         except Exception as exc:
             # The bus went away between the work and the ack: the task is redelivered
             # after ack_wait, finds its comment, and reports then. Nothing is lost.
@@ -239,8 +247,9 @@ class Wolf:
             with contextlib.suppress(Exception):
                 await msg.in_progress()
 
-    async def _settle(self, msg: Msg, task: Task, outcome: TaskOutcome) -> None:
-        assert self.js is not None
+    async def _settle(
+        self, msg: Msg, task: Task, outcome: TaskOutcome, js: JetStreamContext
+    ) -> None:
         result = outcome.result
         if outcome.disposition is Disposition.RETRY:
             delivered = msg.metadata.num_delivered or 1
@@ -261,7 +270,7 @@ class Wolf:
                 f"gave up after {delivered} tries: {outcome.reason}",
             )
         if result is not None:
-            await publish_result(self.js, result)
+            await publish_result(js, result)
             self._count(result)
         if outcome.disposition is Disposition.TERM:
             await msg.term()
@@ -329,13 +338,21 @@ def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, Fa
             private[task.repo] = (await gitea.get_repo(owner, repo)).private
         return private[task.repo]
 
-    async def unknown(_name: str) -> bool:
-        return True
+    stale_after_s = cfg.bus.heartbeat_ttl_s
 
-    # The budget is the fleet-wide one the wolf opens in NATS KV once connected.
-    triager = Triager(
-        name, gitea, complete, unknown, None, sensitive, stale_after_s=cfg.bus.heartbeat_ttl_s
-    )
+    def triager(mates: Fleetmates) -> Triager:
+        # The budget is the fleet-wide one the wolf opens in NATS KV once connected.
+        return Triager(
+            name,
+            gitea,
+            complete,
+            mates.alive,
+            mates.budget,
+            sensitive,
+            stale_after_s=stale_after_s,
+            started_at=mates.started_at,
+        )
+
     primary = cfg.model.default if cfg.model else cfg.fallback_providers[0].model
     wolf = Wolf(
         name,

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # fleett
 import httpx
 
 from agents.triage import Triager
-from agents.wolf import HourlyBudget, Wolf
+from agents.wolf import Fleetmates, HourlyBudget, Wolf
 from fleet.local.nats import NatsServer
 from fleet.local.synapse import SynapseServer
 from fleetcore.bus.config import BusConfig
@@ -138,13 +138,19 @@ def wolf_main(
         async def complete(messages: list[dict[str, str]], sensitive: bool) -> Completion:
             return await chain.complete(messages, sensitive=sensitive, deadline_s=30)
 
-        async def unknown(_name: str) -> bool:
-            return True
-
         gitea = GiteaClient(gitea_url, token, retries=3, backoff_s=0.05)
-        triager = Triager(
-            name, gitea, complete, unknown, HourlyBudget(100_000), stale_after_s=bus.heartbeat_ttl_s
-        )
+
+        def triager(mates: Fleetmates) -> Triager:
+            return Triager(
+                name,
+                gitea,
+                complete,
+                mates.alive,
+                HourlyBudget(100_000),
+                stale_after_s=bus.heartbeat_ttl_s,
+                started_at=mates.started_at,
+            )
+
         wolf = Wolf(name, "wolves", bus, triager, "fake-1", concurrency)
 
         def stop() -> None:

@@ -39,13 +39,18 @@ async def test_two_wolves_racing_for_one_issue_comment_once(rig: BurnRig) -> Non
     from agents.triage import Disposition
     from fleetcore.bus.messages import Result, Task
 
-    await rig.start_wolf("probe")  # registers the registry, so both racers count as alive
-    a, b = (await rig.start_wolf("racer-a")), (await rig.start_wolf("racer-b"))
-    await rig.stop_wolf("probe")
     task = Task.new("race1", "web", f"{OWNER}/{REPO}", 7, rig.tier)
     import asyncio
 
-    out_a, out_b = await asyncio.gather(a.triager.run(task), b.triager.run(task))
+    # Two wolves' triagers, each seeing the other alive (as two running wolves do), so
+    # neither takes the other's claim for a dead wolf's.
+    clients = [rig.client(), rig.client()]
+    a, b = (rig.triager(name, c) for name, c in zip(("racer-a", "racer-b"), clients, strict=True))
+    try:
+        out_a, out_b = await asyncio.gather(a.run(task), b.run(task))
+    finally:
+        for client in clients:
+            await client.aclose()
     outcomes = sorted(o.result.outcome for o in (out_a, out_b) if isinstance(o.result, Result))
     assert outcomes == ["done", "skipped"], (out_a, out_b)
     assert all(o.disposition is Disposition.ACK for o in (out_a, out_b))

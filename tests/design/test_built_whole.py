@@ -77,22 +77,32 @@ def start_first_guards(tree: ast.Module) -> list[int]:
 
 
 def hooks_set_from_outside(tree: ast.Module) -> list[int]:
-    """`other.on_x = ...` / `self.part.on_x = ...`: a callback given after construction."""
+    """`other.on_x = ...`, or anything set on a part: `self.part.x = ...` (a callback, a
+    trust source, a budget: given to the part after it was built)."""
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign):
             targets = node.targets
-        elif isinstance(node, ast.AnnAssign | ast.AugAssign):
+        elif isinstance(node, ast.AnnAssign):  # not `+=`: a part's own counters are fine
             targets = [node.target]
         else:
             continue
         for target in targets:
-            if not (isinstance(target, ast.Attribute) and target.attr.startswith("on_")):
+            if not isinstance(target, ast.Attribute):
                 continue
             owner = target.value
-            if not (isinstance(owner, ast.Name) and owner.id in ("self", "cls")):
+            on_self = isinstance(owner, ast.Name) and owner.id in ("self", "cls")
+            if target.attr.startswith("on_") and not on_self:
+                out.append(node.lineno)
+            elif isinstance(owner, ast.Attribute) and _rooted_at_self(owner):
                 out.append(node.lineno)
     return out
+
+
+def _rooted_at_self(node: ast.expr) -> bool:
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name) and node.id == "self"
 
 
 def test_objects_are_built_whole() -> None:
@@ -113,12 +123,14 @@ def test_the_checks_catch_what_they_forbid() -> None:
         "        self.matrix.on_new_device = self.announce\n"
         "        shell.on_notice = print\n"
         "        self.on_own = print\n"
+        "        self.triager.alive = self.alive\n"
+        "        live.row = row\n"
         "    async def run(self):\n"
         "        assert self.pipeline is not None, 'start() first'\n"
         "        await self.client.room_send(room, 'm.room.message', {})\n"
         "    def nio(self):\n"
         "        raise MatrixError('not started')\n"
     )
-    assert hooks_set_from_outside(bad) == [3, 4]
-    assert start_first_guards(bad) == [7, 10]
-    assert room_send_calls(bad) == [8]
+    assert hooks_set_from_outside(bad) == [3, 4, 6]
+    assert start_first_guards(bad) == [9, 12]
+    assert room_send_calls(bad) == [10]

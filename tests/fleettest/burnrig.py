@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.triage import Triager
-from agents.wolf import HourlyBudget, Wolf
+from agents.wolf import Fleetmates, HourlyBudget, Wolf
 from bot.burn.service import BurnService
 from bot.burn.store import BurnStore
 from fleetcore.bus.config import BusConfig
@@ -165,7 +165,8 @@ class BurnRig:
 
     # -- wolves --------------------------------------------------------------------------
 
-    def triager(self, name: str, gitea: GiteaClient) -> Triager:
+    def triager(self, name: str, gitea: GiteaClient, mates: Fleetmates | None = None) -> Triager:
+        """A wolf's triager; without `mates` (no wolf around it) every claimer looks alive."""
         chain = self.chain
         assert chain is not None
 
@@ -179,14 +180,22 @@ class BurnRig:
             name,
             gitea,
             complete,
-            unknown,
+            mates.alive if mates else unknown,
             HourlyBudget(100_000),
             stale_after_s=self.bus.heartbeat_ttl_s,
+            started_at=mates.started_at if mates else None,
         )
 
     async def start_wolf(self, name: str, concurrency: int = 2) -> Wolf:
         gitea = self.client()
-        wolf = Wolf(name, self.tier, self.bus, self.triager(name, gitea), "fake-1", concurrency)
+        wolf = Wolf(
+            name,
+            self.tier,
+            self.bus,
+            lambda mates: self.triager(name, gitea, mates),
+            "fake-1",
+            concurrency,
+        )
         task = asyncio.create_task(wolf.run(), name=f"wolf-{name}")
         self.wolves[name] = (wolf, task, gitea)
         return wolf
