@@ -1,4 +1,7 @@
-"""The async shell: everything that talks to the homeserver lives here.
+"""The async shell: login, the sync loop, and who may read what (the crypto side of sending).
+
+What the bot posts leaves through `bot.matrix.sender` only; this shell is the `RoomKeys` it
+asks before each send, and the place its device and identity notices come from.
 
 nio does the protocol (sync parsing, Olm/Megolm); this module decides *when*: one sync at a
 time, then crypto housekeeping, then every event of that batch is decrypted, written to the
