@@ -20,6 +20,7 @@ from nats.js.kv import KeyValue
 from fleetcore.bus.messages import AgentRecord, BadMessage, utcnow
 from fleetcore.bus.subjects import AGENTS_BUCKET, agent_key
 from fleetcore.log import fields
+from fleetcore.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +87,15 @@ class Heartbeat:
         registry: Registry,
         record: Callable[[], AgentRecord],
         interval_s: float,
+        metrics: Metrics | None = None,
     ) -> None:
         self._registry = registry
         self._record = record
         self._interval_s = interval_s
+        # Each beat written is recorded as `heartbeat.beat` (1): for whoever watches.
+        self._metrics = metrics or Metrics()
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._beaten = asyncio.Condition()
-        self.beats = 0
         self.name: str | None = None
 
     async def start(self) -> None:
@@ -117,11 +119,6 @@ class Heartbeat:
             except Exception as exc:  # the TTL removes it anyway
                 log.warning("deregister_failed", extra=fields(agent=self.name, error=str(exc)))
 
-    async def wait_beats(self, count: int) -> None:
-        """Until `count` beats have been written in total; callers bound it with a timeout."""
-        async with self._beaten:
-            await self._beaten.wait_for(lambda: self.beats >= count)
-
     async def __aenter__(self) -> Heartbeat:
         await self.start()
         return self
@@ -133,9 +130,7 @@ class Heartbeat:
         record = self._record().model_copy(update={"heartbeat_at": utcnow()})
         self.name = record.name
         await self._registry.beat(record)
-        async with self._beaten:
-            self.beats += 1
-            self._beaten.notify_all()
+        self._metrics.record("heartbeat.beat", 1)
 
     async def _run(self) -> None:
         while True:

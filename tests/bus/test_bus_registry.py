@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import nats.errors
@@ -18,6 +18,7 @@ from fleetcore.bus.messages import AgentRecord
 from fleetcore.bus.registry import Heartbeat, Registry
 from fleetcore.bus.streams import ensure_streams
 from fleetcore.bus.subjects import agent_key
+from fleetcore.metrics import Metrics
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -50,6 +51,26 @@ def record(name: str, task: str | None = None, done: int = 0) -> AgentRecord:
     )
 
 
+def counted_beats() -> tuple[Metrics, Callable[[int], Awaitable[None]]]:
+    """A heartbeat's metrics, and a wait for the `count`-th beat written."""
+    metrics = Metrics()
+    written = {"n": 0}
+    beaten = asyncio.Event()
+
+    def on_record(name: str, value: float) -> None:
+        if name == "heartbeat.beat":
+            written["n"] += 1
+            beaten.set()
+
+    async def beats(count: int) -> None:
+        while written["n"] < count:  # no await between this check and the wait
+            beaten.clear()
+            await beaten.wait()
+
+    metrics.subscribe(on_record)
+    return metrics, beats
+
+
 async def test_a_beating_agent_is_listed_and_dropped_after_the_ttl(
     registry: Registry, quick: BusConfig
 ) -> None:
@@ -59,13 +80,14 @@ async def test_a_beating_agent_is_listed_and_dropped_after_the_ttl(
         counters["done"] += 1
         return record("wolf-1", "b1-4", counters["done"])
 
-    beat = Heartbeat(registry, current, quick.heartbeat_s)
+    metrics, beats = counted_beats()
+    beat = Heartbeat(registry, current, quick.heartbeat_s, metrics)
     await beat.start()
     try:
         assert await registry.alive("wolf-1")  # listed before start() returns
         t0 = time.monotonic()
         # Keep beating for well past the TTL: still alive, and its record is fresh.
-        await asyncio.wait_for(beat.wait_beats(10), 10)
+        await asyncio.wait_for(beats(10), 10)
         assert time.monotonic() - t0 > quick.heartbeat_ttl_s
         (listed,) = await registry.list()
         assert listed.name == "wolf-1" and listed.current_task == "b1-4"
@@ -118,10 +140,11 @@ async def test_a_heartbeat_survives_a_failing_beat(registry: Registry, quick: Bu
             raise ConnectionError("bus down")
         return record("wolf-3")
 
-    beat = Heartbeat(registry, flaky, quick.heartbeat_s)
+    metrics, beats = counted_beats()
+    beat = Heartbeat(registry, flaky, quick.heartbeat_s, metrics)
     await beat.start()
     try:
-        await asyncio.wait_for(beat.wait_beats(3), 10)
+        await asyncio.wait_for(beats(3), 10)
         assert calls["n"] >= 4
     finally:
         await beat.stop()
