@@ -58,7 +58,11 @@ class Conversation:
             return f"I can't reach a model right now ({type(exc).__name__}). Try again later."
         # The judge runs the encoder (a few ms of numpy): off the loop, like the crisis guard.
         guarded = await asyncio.to_thread(
-            guard_model_reply, answer.text, crisis_context, self.safety
+            guard_model_reply,
+            answer.text,
+            crisis_context,
+            self.safety,
+            locale=self.safety.locale_for(msg.sender),
         )
         log.info(
             "conversation_reply",

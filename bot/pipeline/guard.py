@@ -142,7 +142,10 @@ class CrisisGuard:
             ),
         )
         reply = Reply(
-            msg.room_id, crisis_reply(verdict, self._cfg), msg.event_id, reach_user=msg.sender
+            msg.room_id,
+            crisis_reply(verdict, self._cfg, locale=self._cfg.locale_for(msg.sender)),
+            msg.event_id,
+            reach_user=msg.sender,
         )
         return GuardResult(
             passed=False,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fleetcore.safety import Verdict, helplines
 from fleetcore.safety.outguard import judge_reply
@@ -43,6 +43,25 @@ class SafetyConfig(BaseModel):
     )
     # SQLite file for holds; None means `<state_dir>/bot/holds.db` (chosen by the app).
     holds_db: str | None = None
+    # A person's locale by Matrix user id ("@ana:example.org": "pt-BR"). Matrix events carry
+    # no locale, so this is the only way the bot knows which country's lines a person needs.
+    people: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("people")
+    @classmethod
+    def _known_countries(cls, people: dict[str, str]) -> dict[str, str]:
+        for user, locale in people.items():
+            if not user.startswith("@") or ":" not in user:
+                raise ValueError(f"{user!r} is not a Matrix user id (@name:server)")
+            if helplines.country_of(locale) is None:
+                raise ValueError(
+                    f"{user}: {locale!r} is not a locale with a country (e.g. de-DE, pt-BR)"
+                )
+        return people
+
+    def locale_for(self, user_id: str) -> str | None:
+        """The person's own locale when configured; None lets the fleet's locale apply."""
+        return self.people.get(user_id)
 
     def crisis_lines(self, locale: str | None = None) -> list[str]:
         """The person's `locale` when known, else the configured one: lines configured for

@@ -162,3 +162,15 @@ def test_operators_room_takes_ids_of_every_room_version_and_aliases() -> None:
         assert parse_config({**minimal(), "operators_room": room}).operators_room == room
     for bad in ("ops", "#ops", "!a b:hs"):
         assert any("operators_room" in p for p in problems({**minimal(), "operators_room": bad}))
+
+
+def test_safety_people_locales_are_checked_and_named() -> None:
+    data = minimal()
+    data["safety"] = {"people": {"@ana:localhost": "pt-BR"}}
+    assert parse_config(data).safety.locale_for("@ana:localhost") == "pt-BR"
+    data["safety"] = {"people": {"@ana:localhost": "portuguese"}}
+    [problem] = problems(data)
+    assert "safety.people" in problem and "portuguese" in problem
+    data["safety"] = {"people": {"ana": "pt-BR"}}
+    [problem] = problems(data)
+    assert "not a Matrix user id" in problem

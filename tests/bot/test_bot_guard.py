@@ -149,3 +149,18 @@ async def test_reporter_keeps_the_reach_user_and_one_txn_per_answer() -> None:
     assert [r.reach_user for r, _ in sent] == ["@out:hs", None, None]
     assert sent[1][1] == txn_id("reply", "$e") and sent[2][1] == txn_id("check-in", "$e")
     assert sent[1][1] != sent[2][1]  # two answers to one event are both posted
+
+
+async def test_a_person_with_a_known_locale_gets_their_countrys_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(guard_mod, "screen", fake_screen)
+    holds = HoldStore(tmp_path / "holds.db")
+    cfg = SafetyConfig(people={"@ana:hs": "pt-BR"})
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        guard = CrisisGuard(cfg, holds, "hs", pool)
+        [for_ana] = (await guard.check(msg(f"{CRISIS}", sender="@ana:hs"))).replies
+        [for_bo] = (await guard.check(msg(f"{CRISIS}", sender="@bo:hs"))).replies
+    holds.close()
+    assert "188" in for_ana.text and "988" not in for_ana.text  # CVV, Brazil
+    assert "988" in for_bo.text  # the fleet's locale (en-US) for everyone else
