@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js.api import (
@@ -24,6 +25,7 @@ from nats.js.api import (
     ConsumerInfo,
     DeliverPolicy,
     KeyValueConfig,
+    PubAck,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -69,7 +71,36 @@ class ReplicasError(ValueError):
 
 def fleet_jetstream(nc: Client, cfg: BusConfig) -> JetStreamContext:
     """JetStream as `cfg` reaches it: through the hub's domain from a leaf node."""
-    return nc.jetstream(domain=cfg.jetstream_domain)
+    if cfg.jetstream_domain is None:
+        return nc.jetstream()
+    return DomainJetStream(nc, cfg.jetstream_domain)
+
+
+class DomainJetStream(JetStreamContext):
+    """JetStream in another server's domain, bucket writes included.
+
+    nats-server refuses `$KV.>` across a leaf link into another domain, and the hub maps
+    `$JS.<domain>.API.$KV.>` onto `$KV.>` instead (as nats.go writes there). nats-py 2.16
+    writes a bucket's keys to `$KV.<bucket>.<key>` whatever the domain, so here every
+    write to a bucket takes the domain's way; reads already go through the domain's API.
+    """
+
+    def __init__(self, nc: Client, domain: str) -> None:
+        super().__init__(nc, domain=domain)
+        self.kv_write_prefix = f"$JS.{domain}.API."
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        timeout: float | None = None,
+        stream: str | None = None,
+        headers: dict[str, Any] | None = None,
+        msg_ttl: float | None = None,
+    ) -> PubAck:
+        if subject.startswith("$KV."):
+            subject = self.kv_write_prefix + subject
+        return await super().publish(subject, payload, timeout, stream, headers, msg_ttl)
 
 
 def tasks_stream_config(cfg: BusConfig) -> StreamConfig:
