@@ -36,12 +36,14 @@ from fleetcore.bus.messages import (
     Result,
     Task,
     publish_result,
+    sign_result,
     utcnow,
 )
 from fleetcore.bus.registry import Heartbeat, Registry
 from fleetcore.bus.streams import pull_tasks, tier_consumer_ready
 from fleetcore.bus.subjects import AGENTS_BUCKET, LIMITS_BUCKET, tier_consumer
 from fleetcore.forge.client import GiteaClient
+from fleetcore.identity.nostr import NostrKey
 from fleetcore.log import fields
 from fleetcore.models.chain import Completion, FallbackChain
 from fleetcore.retry import Backoff
@@ -105,6 +107,7 @@ class Wolf:
         model: str,
         concurrency: int = 2,
         comments_per_hour: int | None = None,
+        signer: NostrKey | None = None,
     ) -> None:
         # Set: the cap is fleet-wide, counted in JetStream KV (replaces the triager's own).
         self.comments_per_hour = comments_per_hour
@@ -115,6 +118,9 @@ class Wolf:
         self.model = model
         self.concurrency = concurrency
         self.counts = WolfCounts()
+        # The wolf's own Nostr key: every result it reports is signed, and the bot refuses
+        # one that is not signed by the key the fleet registered for this wolf.
+        self.signer = signer
         self._stop = asyncio.Event()
 
     def record(self) -> AgentRecord:
@@ -270,6 +276,8 @@ class Wolf:
                 f"gave up after {delivered} tries: {outcome.reason}",
             )
         if result is not None:
+            if self.signer is not None:
+                result = sign_result(result, self.signer)
             await publish_result(js, result)
             self._count(result)
         if outcome.disposition is Disposition.TERM:
@@ -353,6 +361,16 @@ def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, Fa
             started_at=mates.started_at,
         )
 
+    signer = None
+    if wolves.nostr_key_file is not None:
+        from fleetcore.identity.keystore import KeystoreError, load_nostr
+
+        try:
+            signer = load_nostr(wolves.nostr_key_file.expanduser())
+        except KeystoreError as exc:
+            raise SystemExit(f"fleet wolf {name}: {exc}") from None
+    else:
+        log.warning("wolf_unsigned", extra=fields(wolf=name, fix="fleet agent add " + name))
     primary = cfg.model.default if cfg.model else cfg.fallback_providers[0].model
     wolf = Wolf(
         name,
@@ -362,6 +380,7 @@ def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, Fa
         primary,
         wolves.concurrency,
         comments_per_hour=wolves.comments_per_hour,
+        signer=signer,
     )
     return wolf, gitea, chain
 

@@ -48,6 +48,7 @@ from fleet.local.synapse import SynapseServer
 from fleetcore.bus.config import BusConfig
 from fleetcore.config.burn import BurnConfig
 from fleetcore.forge.client import GiteaClient
+from fleetcore.identity.nostr import NostrKey
 from fleetcore.models.chain import Completion, FallbackChain
 from fleetcore.models.config import ChainConfig, ProviderConfig
 from fleettest.burnrig import OWNER, REPO, BurnRig, RoutingOnly
@@ -127,6 +128,7 @@ def wolf_main(
     token: str,
     model_url: str,
     profile_dir: str | None,
+    nsec: str,
 ) -> None:
     """One wolf, wired as `BurnRig.start_wolf` wires it, in its own process."""
 
@@ -151,7 +153,10 @@ def wolf_main(
                 started_at=mates.started_at,
             )
 
-        wolf = Wolf(name, "wolves", bus, triager, "fake-1", concurrency)
+        # Its registered key (handed over the process pipe, never argv): the bot reports
+        # only signed results.
+        signer = NostrKey.from_nsec(nsec)
+        wolf = Wolf(name, "wolves", bus, triager, "fake-1", concurrency, signer=signer)
 
         def stop() -> None:
             quiet_shutdown()
@@ -248,6 +253,7 @@ async def part_a(args: argparse.Namespace, tmp: Path) -> tuple[float, int, list[
                         token,
                         model_url,
                         args.profile,
+                        rig.register(name).nsec_secret(),
                     ),
                 )
                 wolf.start()

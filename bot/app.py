@@ -11,6 +11,7 @@ import logging
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, suppress
+from functools import partial
 
 from nio import AsyncClient
 
@@ -32,6 +33,7 @@ from bot.pipeline.report import Reporter
 from bot.pipeline.rooms import RoomWorkers
 from bot.services import BotServices, Soul
 from fleetcore.config import FleetConfig, TrustPolicy
+from fleetcore.identity.agents import registered_npub
 from fleetcore.log import fields
 from fleetcore.metrics import Metrics
 from fleetcore.models.chain import Completion, FallbackChain
@@ -208,6 +210,8 @@ async def _burns(
         matrix.sender.text,
         matrix.sender.edit,
         alert,
+        # A result counts only if signed by its wolf's registered key (`fleet agent add`).
+        npub_of=partial(registered_npub, cfg.state_dir.expanduser()),
     )
     stack.push_async_callback(burns.close)
     burn_commands.register(registry, burns, forge.projects)

@@ -26,7 +26,13 @@ from bot.burn.progress import BurnProgress, DigestClock, ResultLine
 from bot.burn.store import BurnRow, BurnStore
 from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
-from fleetcore.bus.messages import BadMessage, Result, Task, publish_task
+from fleetcore.bus.messages import (
+    BadMessage,
+    Result,
+    Task,
+    check_result_signature,
+    publish_task,
+)
 from fleetcore.bus.registry import Registry
 from fleetcore.bus.streams import (
     ensure_streams,
@@ -47,6 +53,8 @@ log = logging.getLogger("hermes.burn")
 SendText = Callable[[str, str, str | None], Awaitable[str | None]]  # room, text, txn
 EditText = Callable[[str, str, str], Awaitable[str | None]]  # room, event, text
 Alert = Callable[[str, str], Awaitable[object]]  # text, fallback room
+# The npub an agent's results must be signed by (the fleet's agent registry); None: unknown.
+NpubOf = Callable[[str], str | None]
 
 
 @dataclass
@@ -79,6 +87,8 @@ class BurnService:
         edit: EditText,
         alert: Alert,
         clock: Callable[[], float] = time.time,
+        *,
+        npub_of: NpubOf,
     ) -> None:
         self.nc = nc
         self.js = nc.jetstream()
@@ -92,6 +102,7 @@ class BurnService:
         self._edit = edit
         self._alert = alert
         self.clock = clock
+        self._npub_of = npub_of
         self._live: dict[str, _Live] = {}
         self._held: dict[tuple[str, int], list[Msg]] = {}
         self._wake = asyncio.Event()
@@ -112,6 +123,8 @@ class BurnService:
         edit: EditText,
         alert: Alert,
         clock: Callable[[], float] = time.time,
+        *,
+        npub_of: NpubOf,
     ) -> BurnService:
         """Connect, make the streams, resume the burns an earlier run left running."""
         nc = await connect(bus, "bot")
@@ -122,7 +135,20 @@ class BurnService:
             tiers = {cfg.default_tier} | {row.tier for row in store.running()}
             await ensure_streams(js, bus, tiers=sorted(tiers))
             registry = await Registry.open(js)
-            service = cls(nc, registry, bus, cfg, store, gitea, gitea_url, send, edit, alert, clock)
+            service = cls(
+                nc,
+                registry,
+                bus,
+                cfg,
+                store,
+                gitea,
+                gitea_url,
+                send,
+                edit,
+                alert,
+                clock,
+                npub_of=npub_of,
+            )
             await service._resume()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -352,6 +378,19 @@ class BurnService:
             # Only the wolf's own NATS user may publish under its name: a result naming
             # another wolf is forged (or a bug), and is not counted.
             log.error("result_forged", extra=fields(subject=msg.subject, wolf=result.wolf))
+            await msg.term()
+            return
+        problem = check_result_signature(msg.data, self._npub_of(result.wolf))
+        if problem is not None:
+            # Only what the wolf's registered Nostr key signed is reported: an unsigned
+            # result (an older wolf, or one run without its identity) or a tampered one is
+            # refused and never counted.
+            log.error(
+                "result_refused",
+                extra=fields(
+                    wolf=result.wolf, task=result.task_id, npub=result.npub, problem=problem
+                ),
+            )
             await msg.term()
             return
         live = self._live.get(result.burn_id)

@@ -22,6 +22,9 @@ acting on half of it.
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
@@ -52,10 +55,11 @@ from fleetcore.bus.subjects import (
     result_subject,
     task_subject,
 )
+from fleetcore.identity.nostr import NostrError, NostrKey, npub_decode, schnorr_verify
 
 # The current schema version of each kind of message (see the module docstring).
 TASK_VERSION = 1
-RESULT_VERSION = 2  # 2: `reason` and `crisis_level`
+RESULT_VERSION = 3  # 2: `reason` and `crisis_level`; 3: `npub` and `sig`
 AGENT_RECORD_VERSION = 1
 
 # How a version-1 wolf said "crisis": the only place this string is still read, to
@@ -266,6 +270,9 @@ class Result(_Message):
     provider: StrictStr | None = None
     model: StrictStr | None = None
     finished_at: Time
+    # The wolf's Nostr identity and its BIP-340 signature over the result (`sign_result`).
+    npub: StrictStr | None = None
+    sig: StrictStr | None = None
 
     @classmethod
     def _upgrade(cls, data: dict[str, Any]) -> dict[str, Any]:
@@ -337,6 +344,63 @@ class Result(_Message):
             model=model,
             finished_at=finished_at or utcnow(),
         )
+
+
+# Domain separation: a result signature can never pass for a Nostr event's or anything else's.
+RESULT_SIG_DOMAIN = b"hermes-fleet result signature v1\n"
+
+
+def result_digest(wire_fields: Mapping[str, Any]) -> bytes:
+    """The 32 bytes a wolf signs: SHA-256 over the domain tag and the result's canonical JSON.
+
+    Canonical: every field as it travels on the wire except `sig`, keys sorted, no spaces,
+    UTF-8. It is computed from the wire's fields, not from a decoded `Result`, so a field a
+    newer wolf adds is signed too and an older bot still checks the signature over it.
+    """
+    body = {k: v for k, v in wire_fields.items() if k != "sig"}
+    canonical = json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return hashlib.sha256(RESULT_SIG_DOMAIN + canonical.encode()).digest()
+
+
+def sign_result(result: Result, key: NostrKey) -> Result:
+    """`result` carrying `key`'s npub and a Schnorr signature over all its other fields."""
+    unsigned = result.model_copy(update={"npub": key.npub, "sig": None})
+    wire = json.loads(unsigned.to_bytes())
+    sig = key.sign_schnorr(result_digest(wire)).hex()
+    return unsigned.model_copy(update={"sig": sig})
+
+
+def check_result_signature(data: bytes, npub: str | None) -> str | None:
+    """Why the wire result `data` is not signed by `npub`, in a few words; None if it is.
+
+    `npub` is the agent's key as the fleet's registry knows it (None: an unknown agent).
+    The key the message names must be that one: a message cannot vouch for itself.
+    """
+    if npub is None:
+        return "unknown agent (no npub registered)"
+    try:
+        wire = json.loads(data)
+    except ValueError:
+        return "not JSON"
+    if not isinstance(wire, dict):
+        return "not a JSON object"
+    sig = wire.get("sig")
+    if not sig:
+        return "unsigned"
+    if wire.get("npub") != npub:
+        return "signed by another key than the agent's"
+    if not isinstance(sig, str) or len(sig) != 128:
+        return "malformed signature"
+    try:
+        pubkey = npub_decode(npub)
+        raw = bytes.fromhex(sig)
+    except (NostrError, ValueError):
+        return "malformed signature"
+    if not schnorr_verify(pubkey, result_digest(wire), raw):
+        return "bad signature"
+    return None
 
 
 class AgentRecord(_Message):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -17,3 +19,6 @@ class WolvesConfig(BaseModel):
     concurrency: int = Field(2, ge=1, le=64)
     # How long a task may wait for the model chain before it is put back.
     model_deadline_s: float = Field(120.0, gt=0)
+    # The wolf's own Nostr key (`fleet agent add` writes it and this line): it signs every
+    # result, and the bot refuses a result not signed by the key it registered for the wolf.
+    nostr_key_file: Path | None = None

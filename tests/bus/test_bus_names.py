@@ -133,11 +133,11 @@ def test_result_and_record_round_trip() -> None:
 def test_each_message_carries_its_version_and_version_1_is_unwritten() -> None:
     task = Task.new("b1", "hermes", "fleet/hermes", 42, "fast", created_at=T0)
     result = Result.for_task(task, Outcome.DONE, Reason.TRIAGED, "wolf-1", finished_at=T0)
-    assert (task.version, result.version, record().version) == (1, 2, 1)
+    assert (task.version, result.version, record().version) == (1, 3, 1)  # result 3: npub and sig
     # A first-release reader refuses any field it does not know, `version` included.
     assert "version" not in json.loads(task.to_bytes())
     assert "version" not in json.loads(record().to_bytes())
-    assert json.loads(result.to_bytes())["version"] == 2
+    assert json.loads(result.to_bytes())["version"] == 3
 
 
 def test_a_crisis_is_a_typed_field_not_a_detail_string() -> None:

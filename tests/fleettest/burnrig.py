@@ -24,6 +24,7 @@ from bot.burn.store import BurnStore
 from fleetcore.bus.config import BusConfig
 from fleetcore.config.burn import BurnConfig
 from fleetcore.forge.client import GiteaClient
+from fleetcore.identity.nostr import NostrKey
 from fleetcore.models.chain import Completion, FallbackChain
 from fleetcore.models.config import ChainConfig, ProviderConfig
 from fleetcore.projects import Project
@@ -99,6 +100,9 @@ class BurnRig:
         self.alerts: list[str] = []
         self.wolves: dict[str, tuple[Wolf | WolfV1, asyncio.Task[None], GiteaClient]] = {}
         self.service: BurnService | None = None
+        # Each wolf's Nostr key, as `fleet agent add` would register it: the bot reports
+        # only results signed by the key registered for their wolf.
+        self.keys: dict[str, NostrKey] = {}
         self._bot_up = asyncio.Event()  # set while a BurnService runs
         self.token = ""
         self.chain: FallbackChain | None = None
@@ -151,6 +155,7 @@ class BurnRig:
             self.room.send,
             self.room.edit,
             alert,
+            npub_of=self.npub_of,
         )
         self._bot_up.set()
         return self.service
@@ -186,8 +191,17 @@ class BurnRig:
             started_at=mates.started_at if mates else None,
         )
 
+    def npub_of(self, name: str) -> str | None:
+        key = self.keys.get(name)
+        return None if key is None else key.npub
+
+    def register(self, name: str) -> NostrKey:
+        """The wolf's key, made the first time (a restarted wolf keeps its identity)."""
+        return self.keys.setdefault(name, NostrKey.generate())
+
     async def start_wolf(self, name: str, concurrency: int = 2) -> Wolf:
         gitea = self.client()
+        key = self.register(name)
         wolf = Wolf(
             name,
             self.tier,
@@ -195,14 +209,18 @@ class BurnRig:
             lambda mates: self.triager(name, gitea, mates),
             "fake-1",
             concurrency,
+            signer=key,
         )
         task = asyncio.create_task(wolf.run(), name=f"wolf-{name}")
         self.wolves[name] = (wolf, task, gitea)
         return wolf
 
     async def start_wolf_v1(self, name: str) -> WolfV1:
-        """A wolf that speaks the first (version-1) bus protocol: see fleettest.protocol_v1."""
+        """A wolf that speaks the first (version-1) bus protocol: see fleettest.protocol_v1.
+
+        It is registered like any wolf, but that version never signed its results."""
         gitea = self.client()
+        self.register(name)
         wolf = WolfV1(name, self.tier, self.bus, self.triager(name, gitea))
         task = asyncio.create_task(wolf.run(), name=f"wolf-v1-{name}")
         self.wolves[name] = (wolf, task, gitea)
