@@ -59,8 +59,14 @@ class ForgeArea:
                     own_login = None
                 outbox = Outbox(cfg.bot_dir / "webhooks.db")
                 dispatcher = Dispatcher(outbox, _sender(matrix), hook.batch_window_s)
-                receiver = WebhookReceiver(hook.secret.get(), projects, outbox, dispatcher)
-                receiver.own_login = own_login
+                receiver = WebhookReceiver(
+                    hook.secret.get(),
+                    projects,
+                    outbox,
+                    dispatcher,
+                    own_login,
+                    read_timeout_s=hook.read_timeout_s,
+                )
                 webhooks = WebhookServer(receiver, hook.host, hook.port)
                 await webhooks.start()
         except BaseException:
