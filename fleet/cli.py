@@ -145,6 +145,19 @@ def cmd_agent_keygen(args: argparse.Namespace) -> int:
     return keygen_main(args.name, args.out, args.about)
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    from fleet import agentctl
+
+    command = args.agent_command
+    if command == "add":
+        return agentctl.add_main(args.config, args.name, args.tier)
+    if command == "remove":
+        return agentctl.remove_main(args.config, args.name)
+    if command == "show":
+        return agentctl.show_main(args.config, args.name)
+    return agentctl.list_main(args.config)
+
+
 def cmd_soul(args: argparse.Namespace) -> int:
     from fleet.identity import soul_sign_main, soul_verify_main
 
@@ -238,6 +251,17 @@ def build_parser() -> argparse.ArgumentParser:
     kg.add_argument("name")
     kg.add_argument("--out", type=Path, required=True, help="directory for the keys (0700)")
     kg.add_argument("--about", help="the profile's about text")
+    aa = with_config(
+        add("add", cmd_agent, "make an agent whole: keys, Gitea user, NATS user", agent_sub)
+    )
+    aa.add_argument("name")
+    aa.add_argument("--tier", choices=("wolves", "workers", "strategists"), default="wolves")
+    with_config(add("list", cmd_agent, "the fleet's agents and their last heartbeat", agent_sub))
+    for verb, help_ in (
+        ("show", "one agent's public identity and where its files are"),
+        ("remove", "revoke an agent: Gitea token and user, NATS user; archive its keys"),
+    ):
+        with_config(add(verb, cmd_agent, help_, agent_sub)).add_argument("name")
 
     soul = add("soul", lambda a: 2, "SOUL.md signature")
     soul_sub = soul.add_subparsers(dest="soul_command", required=True)

@@ -32,6 +32,10 @@ class GiteaConfig(BaseModel):
 
     url: HttpUrl
     token: SecretRef
+    # The site admin's login: Gitea mints, lists and deletes users' tokens only with basic
+    # auth, so `fleet agent add|remove` need it (the admin's token alone is refused there).
+    admin_user: str | None = None
+    admin_password: SecretRef | None = None
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(20.0, gt=0)
     retries: int = Field(3, ge=0, le=10)
