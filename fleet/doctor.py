@@ -2,7 +2,7 @@
 
 Each check is a small function returning a `CheckResult`: it holds (`ok`), it does not
 (`problem`, each with the command or edit that fixes it), or the part it checks is not
-configured (`not configured`: no `bus:` section, no agent registry yet), which is said
+configured (`not configured`: no `bus:` section, no agent registered), which is said
 plainly and does not fail the run. `run_checks` composes them in a fixed order; the exit
 code is 0 only when no check found a problem.
 
@@ -203,6 +203,7 @@ def secret_inventory(cfg: FleetConfig) -> list[SecretSource]:
     ]
     if cfg.gitea is not None:
         found.append(_ref_source("gitea.token", cfg.gitea.token))
+        found.append(_ref_source("gitea.admin_password", cfg.gitea.admin_password))
         if cfg.gitea.webhook is not None:
             found.append(_ref_source("gitea.webhook.secret", cfg.gitea.webhook.secret))
     for i, p in enumerate(cfg.fallback_providers):
@@ -210,9 +211,15 @@ def secret_inventory(cfg: FleetConfig) -> list[SecretSource]:
             found.append(SecretSource(f"fallback_providers[{i}].api_key_env", env=p.api_key_env))
     if cfg.bus is not None:
         if cfg.bus.nkey_seed_file is not None:
-            found.append(SecretSource("bus.nkey_seed_file", path=cfg.bus.nkey_seed_file))
+            found.append(
+                SecretSource("bus.nkey_seed_file", path=cfg.bus.nkey_seed_file.expanduser())
+            )
         if cfg.bus.tls_key_file is not None:
-            found.append(SecretSource("bus.tls_key_file", path=cfg.bus.tls_key_file))
+            found.append(SecretSource("bus.tls_key_file", path=cfg.bus.tls_key_file.expanduser()))
+    if cfg.wolves.nostr_key_file is not None:
+        found.append(
+            SecretSource("wolves.nostr_key_file", path=cfg.wolves.nostr_key_file.expanduser())
+        )
     out = [s for s in found if s is not None]
     named = {_same_file_key(s.path) for s in out if s.path is not None}
     state = cfg.state_dir.expanduser()
@@ -872,29 +879,66 @@ async def check_agent_tokens(
     return _from_problems(name, problems, f"{names}: {scope}")
 
 
-def registered_agents(cfg: FleetConfig) -> list[AgentToken] | None:
-    """The agents in the state directory's registry, or None when there is none.
+def registered_agents(cfg: FleetConfig) -> list[AgentToken]:
+    """The agents `fleet agent add` registered (`STATE_DIR/agents/NAME/`), each with its
+    token file and the token's id from its public `agent.yaml`."""
+    from fleetcore.identity.agents import TOKEN_FILE, agent_dir, list_agents
 
-    The registry (`fleet agent add`) is not part of this release yet: until it lands,
-    this reports none and the check says so."""
-    registry = cfg.state_dir.expanduser() / "agents"
-    if not registry.is_dir():
-        return None
-    return None
+    out = []
+    for facts in list_agents(cfg.state_dir):
+        path = agent_dir(cfg.state_dir, facts.name) / TOKEN_FILE
+        token = SecretSource(f"agents/{facts.name}/{TOKEN_FILE}", path=path)
+        out.append(AgentToken(facts.gitea_user or facts.name, token, facts.gitea_token_id))
+    return out
 
 
 async def check_agents(cfg: FleetConfig, config_path: Path) -> CheckResult:
+    """The registry's agents against the forge, with the admin's login when the config
+    has it (without it a token's scopes cannot be read, and that is a problem: it is also
+    what `fleet agent add` needs)."""
+    from fleetcore.identity.agents import RegistryError
+    from fleetcore.projects import project_store
+    from fleetcore.secrets import SecretError
+
     name = "agent tokens"
     if cfg.gitea is None:
         return CheckResult.not_configured(name, "no `gitea:` section: agents have no forge")
-    agents = registered_agents(cfg)
-    if agents is None:
+    try:
+        agents = registered_agents(cfg)
+    except RegistryError as exc:
+        fix = "fix that agent.yaml, or run `fleet agent add` for the agent again"
+        return CheckResult.failed(name, [Problem(str(exc), fix)])
+    if not agents:
         return CheckResult.not_configured(
-            name,
-            "no agent registry in the state directory (`fleet agent add`): agents' own "
-            "Gitea tokens are not checked",
+            name, f"no agents registered (fleet agent add NAME --config {config_path})"
         )
-    return await check_agent_tokens(cfg.gitea.url, agents, config_path=config_path)
+    g = cfg.gitea
+    try:
+        admin_token = g.token.get()
+        admin_auth = (
+            (g.admin_user, g.admin_password.get())
+            if g.admin_user is not None and g.admin_password is not None
+            else None
+        )
+    except SecretError as exc:
+        return CheckResult.failed(name, [Problem(str(exc), "see the `secrets` check")])
+    repos = sorted({p.repo for p in project_store(cfg).all()})
+    result = await check_agent_tokens(
+        g.url,
+        agents,
+        admin_token=admin_token if admin_auth is not None else None,
+        admin_auth=admin_auth,
+        repos=repos,
+        config_path=config_path,
+    )
+    if admin_auth is not None:
+        return result
+    unchecked = Problem(
+        "the agents' token scopes and repository access are not checked: Gitea shows a "
+        "user's tokens only to the site admin's login",
+        f"set gitea.admin_user and gitea.admin_password in {config_path}",
+    )
+    return CheckResult.failed(name, [*result.problems, unchecked])
 
 
 # -- the runner ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from fleet.doctor import (
     SecretSource,
     Status,
     check_agent_tokens,
+    check_agents,
     check_bot_device,
     check_command_lines,
     check_git,
@@ -378,6 +379,51 @@ async def test_each_agents_gitea_token_valid_with_its_scopes(tmp_path: Path) -> 
         assert gitea.violations == [], gitea.violations
     none = await check_agent_tokens("http://127.0.0.1:9", [])
     assert none.status is Status.NOT_CONFIGURED
+
+
+async def test_the_registrys_agents_are_checked_with_the_admins_login(tmp_path: Path) -> None:
+    from fleet.agentctl import add_agent
+
+    admin_auth = ("fleet", "admin-pass-123")
+    async with GiteaStandin() as gitea:
+        admin_token = gitea.add_user(admin_auth[0], password=admin_auth[1], admin=True)
+        gitea.add_repo("acme", "web", private=True)
+        state = make_private_dir(tmp_path / "state")
+        write_private(state / "gitea-admin-token", admin_token)
+        write_private(state / "gitea-admin-password", admin_auth[1])
+        gitea_cfg = {
+            "url": gitea.url,
+            "token": {"file": str(state / "gitea-admin-token")},
+            "admin_user": admin_auth[0],
+            "admin_password": {"file": str(state / "gitea-admin-password")},
+        }
+        projects = {"web": {"repo": "acme/web"}}
+        config_path = write_config(tmp_path, gitea=gitea_cfg, projects=projects)
+        cfg = load_config(config_path)
+        none = await check_agents(cfg, config_path)
+        assert none.status is Status.NOT_CONFIGURED and "fleet agent add" in none.summary
+
+        await add_agent(config_path, "wolf-1", "wolves")
+        sources = {s.name for s in secret_inventory(cfg)}
+        assert {"agents/wolf-1/gitea.token", "agents/wolf-1/nostr.nsec"} <= sources
+        assert "gitea.admin_password" in sources
+        ok = await check_agents(cfg, config_path)
+        assert ok.status is Status.OK, problems_text(ok)
+        assert ok.summary == "wolf-1: valid, own, enabled, scopes and access as expected"
+
+        async with GiteaClient(gitea.url, admin_token, retries=0) as admin:
+            await admin.add_collaborator("acme", "web", "wolf-1", "admin")
+        too_much = await check_agents(cfg, config_path)
+        assert "wolf-1 has admin access to acme/web; expected write" in problems_text(too_much)
+
+        del gitea_cfg["admin_user"], gitea_cfg["admin_password"]
+        without_admin = load_config(write_config(tmp_path, gitea=gitea_cfg, projects=projects))
+        unchecked = await check_agents(without_admin, config_path)
+        assert unchecked.status is Status.PROBLEM
+        assert "not checked" in problems_text(unchecked) and "gitea.admin_user" in problems_text(
+            unchecked
+        )
+        assert gitea.violations == [], gitea.violations
 
 
 # -- SOUL.md, models --------------------------------------------------------------------------
