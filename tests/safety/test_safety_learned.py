@@ -22,11 +22,9 @@ REPO = Path(__file__).resolve().parents[2]
 DEV = REPO.parent / "shared" / "crisis" / "dev.jsonl"
 
 
-def _trainer():  # type: ignore[no-untyped-def]
+def _trainer(name: str = "train_crisis"):  # type: ignore[no-untyped-def]
     sys.path.insert(0, str(REPO / "tools" / "safety"))
-    spec = importlib.util.spec_from_file_location(
-        "train_crisis", REPO / "tools" / "safety" / "train_crisis.py"
-    )
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / "safety" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -53,6 +51,15 @@ def test_head_was_trained_on_the_committed_corpus() -> None:
     head = Head.load()
     assert head.w1.shape[0] == 512 and head.w2.shape == (head.w1.shape[1],)
     assert 0 < head.concern_threshold <= head.crisis_threshold < 1
+
+
+def test_reply_head_was_trained_on_the_committed_replies() -> None:
+    """The output guard's head, likewise: new training replies mean a retrain."""
+    trainer = _trainer("train_replies")
+    meta = json.loads(
+        (resources.files("fleetcore.safety") / "data" / "reply_head.json").read_text()
+    )
+    assert meta["data_sha256"] == trainer.data_sha256(trainer.load_rows())
 
 
 class _Fixed:
