@@ -62,7 +62,7 @@ async def _forge_and_burn(
 ) -> None:
     from agents.wolf import build_wolf
     from bot.forge.cli import install_hook
-    from fleet.local.busauth import LOCAL_WOLF, wolf_config_path
+    from fleet.local.busauth import LOCAL_WOLF
     from fleet.local.up import SANDBOX_REPO
     from fleetcore.config import load_config
 
@@ -108,8 +108,9 @@ async def _forge_and_burn(
     print("alice commented on Gitea; the webhook notice in the project room:")
     print(_indent(notice[0].body) + "\n")
 
-    # The wolf connects as itself: its own NKey user, with an agent's rights only.
-    wolf_cfg = load_config(wolf_config_path(fleet.state_dir))
+    # The wolf is itself: its own NKey user with an agent's rights, its own Gitea user, and
+    # its Nostr key signing its results (made by `fleet up` as `fleet agent add` makes any).
+    wolf_cfg = load_config(fleet.wolf_config_path)
     wolf, gitea, chain = build_wolf(wolf_cfg, LOCAL_WOLF, "wolves")
     wolf_task = asyncio.create_task(wolf.run())
     try:

@@ -28,8 +28,6 @@ from fleet.local.busauth import (
     LOCAL_WOLF,
     bot_seed_path,
     local_users,
-    wolf_config,
-    wolf_config_path,
 )
 from fleet.local.cluster import NatsCluster, bus_servers, local_cluster, node_dirs, ports_to_keep
 from fleet.local.nats import NatsServer
@@ -39,6 +37,8 @@ from fleet.sandbox.forge import DEFAULT_PORT as FORGE_PORT
 from fleet.sandbox.forge import SandboxForge
 from fleetcore.bus.auth import server_config
 from fleetcore.config import FleetConfig, load_config
+from fleetcore.config.burn import BurnConfig
+from fleetcore.identity.agents import CONFIG_FILE, agent_dir
 from fleetcore.proc import (
     PIDFILE,
     ServerStartError,
@@ -48,10 +48,12 @@ from fleetcore.proc import (
     port_holder,
     stop_orphan,
 )
-from fleetcore.secrets import write_private
+from fleetcore.secrets import read_private, write_new_private, write_private
 from fleetcore.soul import Soul
 
 BOT = "hermes"
+FORGE_ADMIN = "fleet"
+ADMIN_PASSWORD_FILE = "gitea-admin-password"
 OPERATOR = "operator"
 SANDBOX_REPO = ("operator", "sandbox")
 SANDBOX_ISSUES = (
@@ -231,6 +233,7 @@ class LocalFleet:
                     extra_config=extra_config or {},
                 )
                 fleet._write_config()
+                await fleet._provision_wolf()
                 yield fleet
         finally:
             lock.release()
@@ -261,6 +264,9 @@ class LocalFleet:
             "gitea": {
                 "url": self.forge.url,
                 "token": {"file": str(self.state_dir / "gitea-token")},
+                # The admin's login mints the agents' own tokens (`fleet agent add`).
+                "admin_user": FORGE_ADMIN,
+                "admin_password": {"file": str(self.state_dir / ADMIN_PASSWORD_FILE)},
                 "webhook": {
                     "port": self.webhook_port,
                     "secret": {"file": str(self.state_dir / "webhook-secret")},
@@ -288,8 +294,26 @@ class LocalFleet:
     def _write_config(self) -> None:
         config = self.render_config()
         write_private(self.config_path, yaml.safe_dump(config, sort_keys=False))
-        wolf = wolf_config(config, self.state_dir)
-        write_private(wolf_config_path(self.state_dir), yaml.safe_dump(wolf, sort_keys=False))
+
+    @property
+    def wolf_config_path(self) -> Path:
+        return agent_dir(self.state_dir, LOCAL_WOLF) / CONFIG_FILE
+
+    async def _provision_wolf(self) -> None:
+        """One wolf made as `fleet agent add` makes any (fleet/agentctl.py): its own keys,
+        Gitea user and scoped token, NATS user and config. Idempotent: later runs change
+        nothing, unless something was revoked or lost, which they then restore."""
+        from fleet.agentctl import AgentError, add_agent
+
+        try:
+            await add_agent(
+                self.config_path,
+                LOCAL_WOLF,
+                BurnConfig().default_tier,
+                extra_repos=["/".join(SANDBOX_REPO)],
+            )
+        except AgentError as exc:
+            raise ServerStartError(f"cannot provision {LOCAL_WOLF}: {exc}") from None
 
     def load(self) -> FleetConfig:
         return load_config(self.config_path)
@@ -316,8 +340,7 @@ class LocalFleet:
             f"      try: !project add sandbox {'/'.join(SANDBOX_REPO)}",
             f"  NATS: {self.nats.url}. Wolves need models: put `model:` "
             f"and `fallback_providers:` in {self.overlay_path},",
-            f"      restart, then: fleet wolf --config {wolf_config_path(self.state_dir)} "
-            f"--name {LOCAL_WOLF}",
+            f"      restart, then: fleet wolf --config {self.wolf_config_path} --name {LOCAL_WOLF}",
             f"  State: {self.state_dir}    Ctrl-C stops everything.",
             "",
         ]
@@ -381,7 +404,13 @@ async def _sandbox_forge(state_dir: Path, ports: _Ports) -> SandboxForge:
         forge.add_collaborator(owner, repo, "alice", "write")
         for title, body in SANDBOX_ISSUES:
             forge.add_issue(owner, repo, title, body)
-    write_private(state_dir / "gitea-token", forge.token("fleet"))
+    write_private(state_dir / "gitea-token", forge.token(FORGE_ADMIN))
+    # The admin's password, made once and kept 0600 (never printed): Gitea mints agents'
+    # tokens only with the admin's basic auth, and the seeded one was random and forgotten.
+    password = state_dir / ADMIN_PASSWORD_FILE
+    if not password.exists():
+        write_new_private(password, secrets.token_urlsafe(24) + "\n")
+    forge.set_password(FORGE_ADMIN, read_private(password))
     secret = state_dir / "webhook-secret"
     if not secret.exists():
         write_private(secret, secrets.token_urlsafe(24))

@@ -15,6 +15,7 @@ import pytest
 
 from fleet.local.nats import INSTALL_HINT, NatsMissing, NatsServer
 from fleet.local.synapse import SynapseServer
+from fleetcore.identity.agents import agent_dir, load_facts
 from fleetcore.proc import PIDFILE
 
 
@@ -125,6 +126,14 @@ async def test_fleet_up_prints_element_instructions_and_ctrl_c_stops_everything(
     text = "".join(seen)
     assert "Homeserver" in text and "Operator user: @operator:localhost" in text
     assert "Operator password:" in text
+    # One wolf made the real way (`fleet agent add`): its own keys, Gitea user, token, NATS
+    # user and config, which the instructions point to.
+    wolf = load_facts(state, "wolf-1")
+    assert wolf is not None and wolf.gitea_user == "wolf-1" and wolf.gitea_token_id
+    users = json.loads((state / "nats-users.json").read_text())
+    assert {"name": "wolf-1", "nkey": wolf.nkey, "tier": wolf.tier} in users["agents"]
+    assert f"fleet wolf --config {agent_dir(state, 'wolf-1') / 'config.yaml'}" in text
+    assert stat.S_IMODE((state / "gitea-admin-password").stat().st_mode) == 0o600
     pids = [json.loads(p.read_text())["pid"] for p in state.rglob(PIDFILE)]
     assert len(pids) == 2  # Synapse and nats-server
     proc.send_signal(__import__("signal").SIGINT)
