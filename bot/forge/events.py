@@ -2,7 +2,9 @@
 
 Pure: signature check, parsing and rendering are plain functions tested without a network.
 A notice quotes issue titles and comment text written by people, so every quoted piece
-passes the crisis detector first; a text that fires is not echoed into the room.
+passes the crisis detector as the notice is rendered; a text that fires is not echoed into
+the room. Rendering, not receiving, screens: the detector takes a good part of a second a
+text, and Gitea waits for its 200 (5 s by default) while a receiver decodes.
 
 `decode_delivery` is total: any bytes and headers give a `Delivery` or a `Rejection`, never
 an exception, since whatever escapes it is a 500 (tests/hostile checks it with arbitrary
@@ -140,12 +142,12 @@ def parse_delivery(event: str, payload: Mapping[str, Any]) -> ForgeEvent | None:
         raise BadDelivery("repository.full_name: missing")
     login = _object(payload.get("sender"), "sender", optional=True).get("login")
     actor = _text(login, NAME_CHARS) if login else "someone"
-    title = _safe(_text(issue.get("title") or "", TITLE_CHARS))
+    title = _text(issue.get("title") or "", TITLE_CHARS)
     url = _text(issue.get("html_url") or "", URL_CHARS)
     detail = ""
     if event == "issue_comment":
         comment = _object(payload.get("comment"), "comment", optional=True)
-        detail = _safe(_excerpt(str(comment.get("body") or "")))
+        detail = _excerpt(str(comment.get("body") or ""))
         url = _text(comment.get("html_url") or url, URL_CHARS)
     elif action == "label_updated":
         labels = _list(issue.get("labels"), "issue.labels")
@@ -198,9 +200,10 @@ def decode_delivery(secret: bytes, body: bytes, headers: Mapping[str, str]) -> D
 
 
 def render_line(e: ForgeEvent) -> str:
-    ref = f"#{e.number} {e.title}".rstrip()
+    """One event's line; the title and a comment's words are screened here (see above)."""
+    ref = f"#{e.number} {_safe(e.title)}".rstrip()
     if e.event == "issue_comment":
-        return f"💬 {e.actor} on {ref}: {e.detail}  {e.url}"
+        return f"💬 {e.actor} on {ref}: {_safe(e.detail)}  {e.url}"
     verb = {
         "opened": "🆕 {a} opened {r}",
         "closed": "✅ {a} closed {r}",

@@ -169,7 +169,9 @@ class Dispatcher:
             for start in range(0, len(items), MAX_EVENTS_PER_MESSAGE):
                 chunk = items[start : start + MAX_EVENTS_PER_MESSAGE]
                 ids = [i for i, _ in chunk]
-                if await self.send(room, render_notice([e for _, e in chunk]), notice_txn(ids)):
+                # Rendering screens each quoted text (see bot.forge.events): off the loop.
+                text = await asyncio.to_thread(render_notice, [e for _, e in chunk])
+                if await self.send(room, text, notice_txn(ids)):
                     self.outbox.mark_sent(ids)
                 else:
                     ok = False
@@ -238,8 +240,7 @@ class WebhookReceiver:
             response = web.json_response({"error": "body not sent in time"}, status=408)
             response.force_close()
             return response
-        # Off the event loop: the crisis screen of a title and a comment takes a good part
-        # of a second, and the bot's sync and crisis replies must not wait behind it.
+        # Off the event loop: measuring and parsing up to 2 MB of JSON is not free.
         decoded = await asyncio.to_thread(decode_delivery, self._secret, body, request.headers)
         if isinstance(decoded, Rejection):
             if decoded.status == 401:

@@ -80,8 +80,12 @@ def test_crisis_text_in_a_comment_is_not_echoed_into_the_room() -> None:
     payload["comment"]["body"] = "honestly I want to kill myself tonight"
     parsed = parse_delivery("issue_comment", payload)
     assert parsed is not None
-    assert parsed.detail == WITHHELD
-    assert "kill myself" not in render_notice([parsed])
+    notice = render_notice([parsed])
+    assert WITHHELD in notice and "kill myself" not in notice
+    payload["issue"]["title"] = "I want to end my life tonight"
+    parsed = parse_delivery("issue_comment", payload)
+    assert parsed is not None
+    assert "end my life" not in render_notice([parsed, parsed])
 
 
 def test_a_burst_is_one_message_with_a_count_and_a_cap() -> None:
