@@ -23,7 +23,11 @@ import pytest
 from agents.wolf import build_wolf
 from bot.forge.cli import install_hook
 from fleet.local.nats import NatsServer
+from fleetcore.config import FleetConfig
+from fleetcore.identity import keystore
+from fleetcore.identity.agents import FACTS_FILE, AgentFacts, agent_dir
 from fleetcore.proc import free_port
+from fleetcore.secrets import write_private
 from fleettest.gitea_standin import GiteaStandin
 from fleettest.models_fake import FakeProvider, ok, triage_reply
 from tests.e2e.conftest import Fleet, FleetFactory
@@ -73,6 +77,17 @@ async def forge_fleet(
         model={"default": "fake-1", "provider": "fake"},
         fallback_providers=[{"provider": "fake", "model": "fake-1", "base_url": model.base_url}],
     )
+
+
+def registered_wolf(cfg: FleetConfig, name: str) -> FleetConfig:
+    """The wolf's config with its own Nostr key, registered as `fleet agent add` would: the
+    bot reports only results signed by the key its registry holds for the wolf."""
+    folder = agent_dir(cfg.state_dir, name)
+    ident = keystore.keygen(folder, name)
+    facts = AgentFacts(name, "wolves", ident.npub, ident.nkey)
+    write_private(folder / FACTS_FILE, facts.to_yaml())
+    wolves = cfg.wolves.model_copy(update={"nostr_key_file": folder / keystore.NOSTR_FILE})
+    return cfg.model_copy(update={"wolves": wolves})
 
 
 async def project_room(fleet: Fleet) -> str:
@@ -163,7 +178,7 @@ async def test_issue_webhook_and_burn_from_an_encrypted_project_room(
         # A burn over the backlog with one wolf: one progress message, edited to the end.
         for n in range(5):
             forge.add_issue("acme", "web", f"Editor loses draft {n}", "It vanishes on save.")
-        wolf, gitea, chain = build_wolf(fleet.cfg, "wolf-1", "wolves")
+        wolf, gitea, chain = build_wolf(registered_wolf(fleet.cfg, "wolf-1"), "wolf-1", "wolves")
         wolf_task = asyncio.create_task(wolf.run())
         try:
             before = time.perf_counter()
