@@ -83,7 +83,7 @@ def cmd_bot_identity(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from fleet.local.up import up_main
 
-    return up_main(args.state_dir)
+    return up_main(args.state_dir, nats_cluster=args.nats_cluster)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -206,6 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sp = add(name, func, help_)
         sp.add_argument("--state-dir", type=Path, default=Path(".fleet"))
+        if name == "up":
+            sp.add_argument(
+                "--nats-cluster",
+                type=int,
+                choices=(3, 5),
+                default=0,
+                metavar="N",
+                help="run NATS as a JetStream cluster of N (3 or 5) nodes on loopback, "
+                "every stream replicated on each",
+            )
 
     safety = add("safety", lambda a: 2, "crisis detector tools")
     safety_sub = safety.add_subparsers(dest="safety_command", required=True)
