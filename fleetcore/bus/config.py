@@ -8,6 +8,10 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# A leader failover on a three-node cluster took 4-10 s on a loaded machine
+# (tests/burn/test_burn_cluster.py); heartbeats must outlive it with room to spare.
+MIN_CLUSTER_HEARTBEAT_TTL_S = 12.0
+
 
 class BusConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -63,6 +67,12 @@ class BusConfig(BaseModel):
             raise ValueError(
                 "heartbeat_ttl_s must exceed heartbeat_s, or a live wolf would flicker dead "
                 "between beats"
+            )
+        if self.replicas > 1 and self.heartbeat_ttl_s < MIN_CLUSTER_HEARTBEAT_TTL_S:
+            raise ValueError(
+                f"heartbeat_ttl_s must be at least {MIN_CLUSTER_HEARTBEAT_TTL_S:g} with "
+                "replicas > 1: while a killed node's streams elect new leaders (seconds) no "
+                "heartbeat lands, and a live wolf that looks dead has its claims taken over"
             )
         if self.reconnect_max_wait_s < self.reconnect_wait_s:
             raise ValueError("reconnect_max_wait_s must be at least reconnect_wait_s")

@@ -22,6 +22,7 @@ acting on half of it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Mapping
@@ -29,8 +30,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Self
 
+import nats.errors
 from nats.js.api import PubAck
 from nats.js.client import JetStreamContext
+from nats.js.errors import NoStreamResponseError
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -418,14 +421,35 @@ class AgentRecord(_Message):
     heartbeat_at: Time
 
 
+# A PubAck that does not come leaves a task perhaps stored, perhaps not, and "no
+# responders" says the stream has no leader: both happen on a cluster while a stream
+# elects a leader after a node died (4-10 s measured), so a publish keeps trying that long.
+PUBLISH_PATIENCE_S = 30.0
+_PUBLISH_RETRY_MAX_S = 1.0
+
+
 async def publish_task(js: JetStreamContext, task: Task) -> PubAck:
-    """Queue a task; `ack.duplicate` is true when the same task was already queued."""
-    return await js.publish(
-        task_subject(task.tier, task.burn_id),
-        task.to_bytes(),
-        stream=TASKS_STREAM,
-        headers={MSG_ID_HEADER: task.task_id},
-    )
+    """Queue a task; `ack.duplicate` is true when the same task was already queued.
+
+    A publish whose answer does not come is sent again: the task id is the message id, so
+    the stream keeps one copy whichever attempt got through.
+    """
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + PUBLISH_PATIENCE_S
+    delay = 0.1
+    while True:
+        try:
+            return await js.publish(
+                task_subject(task.tier, task.burn_id),
+                task.to_bytes(),
+                stream=TASKS_STREAM,
+                headers={MSG_ID_HEADER: task.task_id},
+            )
+        except (nats.errors.TimeoutError, NoStreamResponseError):
+            if loop.time() + delay > give_up:
+                raise
+        await asyncio.sleep(delay)  # a retry's pause, not synchronisation
+        delay = min(delay * 2, _PUBLISH_RETRY_MAX_S)
 
 
 async def publish_result(js: JetStreamContext, result: Result) -> PubAck:

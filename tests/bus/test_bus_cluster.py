@@ -91,6 +91,10 @@ async def test_more_replicas_than_nodes_fail_at_start_naming_the_key(
 def test_replicas_out_of_range_are_a_config_error_naming_the_key() -> None:
     with pytest.raises(ValidationError):
         BusConfig(replicas=6)
+    # Heartbeats must outlive a leader failover, or live wolves look dead during one.
+    with pytest.raises(ValidationError, match="heartbeat_ttl_s must be at least"):
+        BusConfig(replicas=3, heartbeat_s=0.3, heartbeat_ttl_s=1.5)
+    BusConfig(replicas=1, heartbeat_s=0.3, heartbeat_ttl_s=1.5)
     base = {
         "matrix": {
             "homeserver": "http://127.0.0.1:8008",
@@ -125,11 +129,13 @@ async def test_queued_tasks_survive_their_stream_leader_killed(
         dead = nats_cluster.node_index(info.cluster.leader)
         t0 = time.monotonic()
         await nats_cluster.kill_node(dead)
+        # Published while the stream has no leader: the publish waits it out and retries.
+        await publish_task(js, Task.new("kill1", "web", "acme/web", 21, TIER))
         sub = await pull_tasks(js, TIER)
         seen: set[int] = set()
         first_after: float | None = None
         deadline = time.monotonic() + 60
-        while len(seen) < 20 and time.monotonic() < deadline:
+        while len(seen) < 21 and time.monotonic() < deadline:
             try:
                 msgs = await sub.fetch(10, timeout=2)
             except TimeoutError:
@@ -140,7 +146,7 @@ async def test_queued_tasks_survive_their_stream_leader_killed(
             if first_after is None:
                 first_after = time.monotonic() - t0
         all_after = time.monotonic() - t0
-        assert seen == set(range(1, 21))
+        assert seen == set(range(1, 22))
         assert await queue_depth(js, TIER) == 0
         # The dead node may have led the meta group too: info requests wait for its heir.
         leader = None
@@ -150,7 +156,7 @@ async def test_queued_tasks_survive_their_stream_leader_killed(
         assert leader is not None and leader.leader not in (None, info.cluster.leader), leader
         print(
             f"tasks stream leader {info.cluster.leader} killed; first task {first_after:.2f}s, "
-            f"all 20 {all_after:.2f}s; stream info names {leader.leader} after "
+            f"all 21 {all_after:.2f}s; stream info names {leader.leader} after "
             f"{time.monotonic() - t0:.2f}s"
         )
     finally:
