@@ -81,6 +81,7 @@ class BurnRig:
         bus: BusConfig | None = None,
         burn: BurnConfig | None = None,
         validate: bool = True,
+        wolf_bus: Callable[[str], BusConfig] | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.issues = issues
@@ -92,6 +93,8 @@ class BurnRig:
             heartbeat_ttl_s=1.5,
             reconnect_wait_s=0.2,
         )
+        # Under auth each wolf connects as its own NKey user: its own bus config.
+        self._wolf_bus = wolf_bus
         self.burn_cfg = burn or BurnConfig(edit_interval_s=0.3, digest_interval_s=5)
         self.validate = validate
         self.gitea = GiteaStandin(validator=None if validate else RoutingOnly())
@@ -189,6 +192,7 @@ class BurnRig:
             HourlyBudget(100_000),
             stale_after_s=self.bus.heartbeat_ttl_s,
             started_at=mates.started_at if mates else None,
+            working_on=mates.working_on if mates else None,
         )
 
     def npub_of(self, name: str) -> str | None:
@@ -205,7 +209,7 @@ class BurnRig:
         wolf = Wolf(
             name,
             self.tier,
-            self.bus,
+            self._wolf_bus(name) if self._wolf_bus else self.bus,
             lambda mates: self.triager(name, gitea, mates),
             "fake-1",
             concurrency,
