@@ -38,6 +38,8 @@ NEEDS_HUMAN = "needs-human"
 Complete = Callable[[list[dict[str, str]], bool], Awaitable[Completion]]
 Alive = Callable[[str], Awaitable[bool]]
 StartedAt = Callable[[str], Awaitable[datetime | None]]
+# Whether a wolf's last heartbeat says it is working on a task (wolf, task id).
+WorkingOn = Callable[[str, str], Awaitable[bool]]
 # Gitea's clock and a wolf's may differ a little; a claim this much older than the wolf's
 # start still counts as the current run's.
 CLOCK_SKEW = timedelta(seconds=5)
@@ -120,8 +122,12 @@ class Triager:
         sensitive: Callable[[Task], Awaitable[bool]] | None = None,
         stale_after_s: float = 15.0,
         started_at: StartedAt | None = None,
+        working_on: WorkingOn | None = None,
     ) -> None:
         self.stale_after_s = stale_after_s
+        # A live wolf's claim on a task it no longer works on (it put the task back, say
+        # when Gitea failed under it and the claim could not be removed) is abandoned.
+        self.working_on = working_on
         # When a live wolf's current run began: its claims from an earlier run are stale.
         self.started_at = started_at
         self.wolf = wolf
@@ -167,16 +173,23 @@ class Triager:
             failed = self._result(task, Outcome.FAILED, Reason.GITEA_ERROR, f"gitea: {exc}")
             return TaskOutcome(Disposition.TERM, failed)
 
-    async def _alive_set(self, names: set[str], comments: list[Comment] | None = None) -> set[str]:
+    async def _alive_set(
+        self, names: set[str], comments: list[Comment] | None = None, task: Task | None = None
+    ) -> set[str]:
         """Wolves whose claims count: alive, and (if we can tell) claimed in this life.
 
         A wolf restarted under the same name is alive again, but a claim it made before the
-        restart is abandoned work; left counted, it would block the issue for good.
+        restart is abandoned work; left counted, it would block the issue for good. So is
+        the claim of a live wolf on `task` when it is not working on that task any more:
+        this delivery is ours, JetStream gave it up only because that wolf put it back,
+        and waiting for its heartbeat to lapse would spend every retry of the task.
         """
         live: set[str] = set()
         for name in names:
             if name == self.wolf:
                 live.add(name)
+                continue
+            if await self._abandoned(name, comments, task):
                 continue
             if self.started_at is None or comments is None:
                 if await self.alive(name):
@@ -196,6 +209,19 @@ class Triager:
                 continue  # every claim it holds here predates its current run
             live.add(name)
         return live
+
+    async def _abandoned(
+        self, name: str, comments: list[Comment] | None, task: Task | None
+    ) -> bool:
+        """`name`'s claims on this issue are all for `task`, which it is not working on."""
+        if self.working_on is None or comments is None or task is None:
+            return False
+        tasks = {
+            claim.task_id
+            for c in comments
+            if (claim := parse_claim(c.body)) is not None and claim.wolf == name
+        }
+        return tasks == {task.task_id} and not await self.working_on(name, task.task_id)
 
     async def _run(self, task: Task) -> TaskOutcome:
         owner, repo = task.repo.split("/", 1)
@@ -225,12 +251,12 @@ class Triager:
             for c in (parse_claim(x.body) for x in comments)
             if c is not None and c.task_id == task.task_id and c.wolf != self.wolf
         }
-        if await self._alive_set(others_on_task, comments) - {self.wolf}:
+        if await self._alive_set(others_on_task, comments, task) - {self.wolf}:
             # Redelivered while its first wolf still looks alive: it stalled or just died.
             # Come back when its heartbeat has had time to expire, rather than skip it.
             return TaskOutcome(Disposition.RETRY, None, self.stale_after_s, "claim holder alive")
         holders = {n.split(":", 1)[1] for n in issue.label_names if n.startswith("assigned:")}
-        live = await self._alive_set(holders, comments)
+        live = await self._alive_set(holders, comments, task)
         pre = decide_before_claim(self.wolf, issue.label_names, live)
         if not pre.proceed:
             held = self._result(task, Outcome.SKIPPED, Reason.ASSIGNED_ELSEWHERE, pre.reason)
@@ -251,7 +277,7 @@ class Triager:
         await g.add_labels(owner, repo, task.issue_number, [assigned_label(self.wolf)])
         comments = await g.list_comments(owner, repo, task.issue_number)
         claimers = {c.wolf for c in (parse_claim(x.body) for x in comments) if c is not None}
-        live = await self._alive_set(claimers | holders, comments)
+        live = await self._alive_set(claimers | holders, comments, task)
         # The labels too: a dead wolf's `assigned:` label without a claim comment goes.
         outcome = decide_after_claim(
             self.wolf, [(c.id, c.body) for c in comments], live, issue.label_names
@@ -340,7 +366,9 @@ class Triager:
                 return TaskOutcome(Disposition.RETRY, None, wait, "comment budget spent")
         current = await self.gitea.list_comments(owner, repo, task.issue_number)
         alive = await self._alive_set(
-            {c.wolf for c in (parse_claim(x.body) for x in current) if c is not None}, current
+            {c.wolf for c in (parse_claim(x.body) for x in current) if c is not None},
+            current,
+            task,
         )
         if not still_mine(self.wolf, task.task_id, [(c.id, c.body) for c in current], alive):
             lost = self._result(

@@ -24,7 +24,15 @@ from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError
 
 from agents.budget import FleetBudget, open_limits
-from agents.triage import Alive, CommentBudget, Disposition, StartedAt, TaskOutcome, Triager
+from agents.triage import (
+    Alive,
+    CommentBudget,
+    Disposition,
+    StartedAt,
+    TaskOutcome,
+    Triager,
+    WorkingOn,
+)
 from fleetcore.bus.auth import agent_inbox_prefix
 from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
@@ -91,6 +99,9 @@ class Fleetmates:
     started_at: StartedAt
     # The fleet-wide comment budget in JetStream KV; None when no cap is configured.
     budget: CommentBudget | None
+    # What a live wolf's heartbeat says it works on: its claim on any other task of its
+    # is abandoned (it put the task back). None: every live wolf's claim counts.
+    working_on: WorkingOn | None = None
 
 
 # Builds the wolf's triager from what the bus tells of its fleetmates.
@@ -186,7 +197,12 @@ class Wolf:
             record = await registry.get(name)
             return None if record is None else record.started_at
 
-        triager = self._make_triager(Fleetmates(registry.alive, started_at, budget))
+        async def working_on(name: str, task_id: str) -> bool:
+            record = await registry.get(name)
+            current = (record.current_task or "") if record is not None else ""
+            return task_id in current.split(", ")
+
+        triager = self._make_triager(Fleetmates(registry.alive, started_at, budget, working_on))
         heartbeat = Heartbeat(registry, self.record, self.bus.heartbeat_s)
         await heartbeat.start()
         sub = await pull_tasks(js, self.tier)
@@ -227,6 +243,14 @@ class Wolf:
         except BadMessage as exc:
             log.error("bad_task", extra=fields(error=str(exc)))
             await msg.term()
+            return
+        if task.task_id in self.counts.current:
+            # JetStream gave us again a task we are still working on (our in-progress
+            # signal came late: a busy loop). A second run would win the claim too (a
+            # wolf's own claims are its own) and comment twice: the first run settles it.
+            log.info("task_redelivered_while_running", extra=fields(task=task.task_id))
+            with contextlib.suppress(Exception):
+                await msg.nak(delay=self.bus.ack_wait_s)
             return
         self.counts.current.add(task.task_id)
         keepalive = asyncio.create_task(self._in_progress(msg))
@@ -359,6 +383,7 @@ def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, Fa
             sensitive,
             stale_after_s=stale_after_s,
             started_at=mates.started_at,
+            working_on=mates.working_on,
         )
 
     signer = None

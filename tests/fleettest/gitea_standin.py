@@ -13,7 +13,9 @@ labels, comments, hooks and signed webhook deliveries, with Gitea's semantics) w
 * `requests` logs (method, path) of every request received, `warnings` every place where
   Gitea silently ignores part of a request, and `deliveries` every webhook POST (await
   `deliveries_settled()` before inspecting it).
-* `fail_next`, `drop_next` and `delay_next` inject faults into the next requests.
+* `fail_next`, `drop_next` and `delay_next` inject faults into the next requests;
+  `outage(status)` answers every request with `status` until `end_outage()`, counting
+  the refused ones in `refused` (`wait_refused(n)` waits for the n-th).
 
 The wrapper adds checks and faults only: what the forge answers is the product's behaviour.
 """
@@ -83,6 +85,10 @@ class GiteaStandin(SandboxForge):
         self.violations: list[str] = []
         self.warnings: list[str] = []
         self._faults: deque[tuple[str, float]] = deque()
+        self._outage: int | None = None
+        # Requests answered with the outage's status, and a condition on their count.
+        self.refused = 0
+        self._refused_changed = asyncio.Condition()
 
     async def __aenter__(self) -> GiteaStandin:
         await self.start()
@@ -102,8 +108,32 @@ class GiteaStandin(SandboxForge):
         """Hold the next n requests for `seconds` before handling them (then apply them)."""
         self._faults.extend(("delay", float(seconds)) for _ in range(n))
 
+    def outage(self, status: int = 503) -> None:
+        """Answer every request with `status` until `end_outage()`: a forge that is down
+        for as long as the test decides, not for a wall-clock time."""
+        self._outage = status
+
+    def end_outage(self) -> None:
+        self._outage = None
+
+    async def wait_refused(self, count: int, timeout: float = 30.0) -> None:
+        """Until `count` requests in all have been refused by an outage."""
+
+        async def refused() -> None:
+            async with self._refused_changed:
+                await self._refused_changed.wait_for(lambda: self.refused >= count)
+
+        await asyncio.wait_for(refused(), timeout)
+
     async def _intercept(self, request: web.Request) -> web.StreamResponse | None:
         self.requests.append((request.method, request.path))
+        if self._outage is not None:
+            status = self._outage
+            await request.read()
+            async with self._refused_changed:
+                self.refused += 1
+                self._refused_changed.notify_all()
+            return self._send(Resp(status, {"message": "injected outage", "url": self.swagger_url}))
         fault = self._faults.popleft() if self._faults else None
         if fault is None:
             return None
