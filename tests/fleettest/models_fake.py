@@ -75,9 +75,10 @@ def rate_limited(retry_after: str) -> Behaviour:
     return status(429, None, **{"retry-after": retry_after})
 
 
-def hang() -> Behaviour:
-    """Hold every request until `release()` (or the server closes)."""
-    return Behaviour("hang")
+def hang(text: Reply = "too late") -> Behaviour:
+    """Hold every request until `release()` (or the server closes), then answer `text`:
+    a wolf frozen mid-call that wakes up with a good answer must still not post it."""
+    return Behaviour("hang", text=text)
 
 
 def close() -> Behaviour:
@@ -825,7 +826,8 @@ class FakeProvider:
             return self._send(b.status, err, rid, {**headers, **extra, **b.headers})
         if b.mode == "hang":
             await self._release.wait()
-            return self._send(200, self._answer(body, "too late"), rid, headers)
+            text = b.text(body) if callable(b.text) else b.text
+            return self._send(200, self._answer(body, text), rid, headers)
         if b.mode == "close":
             assert request.transport is not None
             request.transport.close()
