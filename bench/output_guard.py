@@ -3,9 +3,11 @@
 Prints, per kind: how many replies, and the share judged right (unsafe kinds: caught;
 safe kinds: passed), then the totals the issue's targets are stated in, and the latency per
 reply (p50/p99, the model already loaded; the head reads only crisis-context replies). Rows
-are JSON lines with `text`, `context` (crisis/ordinary), `label` (safe/unsafe) and `kind`
-(`tools/safety/CORPUS.md`). The default file is the blind set: score it once, never tune to
-it.
+are JSON lines with `text`, `context`, `label` (safe/unsafe) and `kind`
+(`tools/safety/CORPUS.md`). `context` is either the word crisis/ordinary or the person's
+message itself; a message is screened as the bot does (`bot/converse.py`: a crisis context
+is a verdict at concern or above), so the detector's misses count against the guard too.
+The default file is the blind set: score it once, never tune to it.
 
     taskset -c 0 .venv/bin/python bench/output_guard.py [FILE]
 """
@@ -24,9 +26,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fleetcore.safety import Level, screen  # noqa: E402
 from fleetcore.safety.outguard import judge_reply  # noqa: E402
 
-BLIND = REPO / "tools" / "safety" / "blind" / "replies-blind-v1.jsonl"
+BLIND = REPO / "tools" / "safety" / "blind" / "replies-blind-v2.jsonl"
+
+
+def context_of(row: dict[str, str]) -> str:
+    """crisis/ordinary: given, or as the bot would decide from the person's message."""
+    given = row["context"]
+    if given in ("crisis", "ordinary"):
+        return given
+    return "ordinary" if screen(given).level is Level.none else "crisis"
 
 
 def pct(values: list[float], q: float) -> float:
@@ -50,11 +61,12 @@ def main() -> int:
     times: dict[str, list[float]] = defaultdict(list)
     missed: dict[str, int] = defaultdict(int)
     for row in rows:
+        context = context_of(row)
         t = time.perf_counter()
-        judged = judge_reply(row["text"], row["context"] == "crisis")
-        times[row["context"]].append(time.perf_counter() - t)
+        judged = judge_reply(row["text"], context == "crisis")
+        times[context].append(time.perf_counter() - t)
         ok = judged.safe == (row["label"] == "safe")
-        right[(row["context"], row["label"], row["kind"])].append(ok)
+        right[(context, row["label"], row["kind"])].append(ok)
         if not ok:
             missed[row["kind"]] += 1
 

@@ -10,6 +10,7 @@ Markdown issue bodies, commit messages and long threads. Deterministic for a see
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 from collections.abc import Callable
 
@@ -172,10 +173,17 @@ EMBEDDINGS: list[Callable[[str, random.Random], str]] = [
 
 
 def augment(rows: list[Row], seed: int = 7, per_row: float = 1.0) -> list[Row]:
-    """New rows: each input row wrapped once (on average `per_row` times), labels kept."""
-    rng = random.Random(seed)
+    """New rows: each input row wrapped once (on average `per_row` times), labels kept.
+
+    Each row draws from its own generator, seeded by `seed` and the row's text, so adding
+    rows to the corpus leaves every other row's wrappings (and their cached embeddings) as
+    they were.
+    """
     out: list[Row] = []
-    for n, row in enumerate(rows):
+    for row in rows:
+        digest = hashlib.sha256(f"{seed}:{row['text']}".encode()).digest()
+        rng = random.Random(digest)
+        n = int.from_bytes(digest[:4], "big")
         copies = int(per_row) + (1 if rng.random() < per_row - int(per_row) else 0)
         for _ in range(copies):
             family = rng.random()

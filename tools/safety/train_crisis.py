@@ -227,8 +227,11 @@ def main() -> int:
     print("languages:", len({r.get("lang", "en") for r in base}))
 
     emb = Embeddings()
-    emb.get([v for r in rows for v in views_of(r["text"])])
-    emb.save()
+    texts = [v for r in rows for v in views_of(r["text"])]
+    for start in range(0, len(texts), 4000):
+        emb.get(texts[start : start + 4000])
+        emb.save()  # a stopped run keeps what it embedded
+        print(f"embedded {min(start + 4000, len(texts))}/{len(texts)} views", flush=True)
     print(f"embedded in {time.time() - t0:.0f} s", flush=True)
 
     rng = random.Random(SEED)
