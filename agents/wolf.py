@@ -180,9 +180,30 @@ class Wolf:
 
     async def run(self) -> None:
         """Connect, wait for what the bot makes, build the triager, work until stopped."""
+        refused: set[str] = set()
+
+        async def on_error(exc: Exception) -> None:
+            # The server refusing a wolf's own work means its NATS user was made for
+            # another name or tier: say so once per subject, in words an operator can act on.
+            detail = str(exc)
+            if "permissions violation" in detail.lower() and detail not in refused:
+                refused.add(detail)
+                log.error(
+                    "wolf_not_permitted",
+                    extra=fields(
+                        wolf=self.name,
+                        tier=self.tier,
+                        detail=detail,
+                        hint="is this wolf's NATS user added under this name and tier?",
+                    ),
+                )
+
         # Its own inbox prefix: its NATS user may subscribe nowhere else.
         nc = await connect(
-            self.bus, f"wolf-{self.name}", inbox_prefix=agent_inbox_prefix(self.name)
+            self.bus,
+            f"wolf-{self.name}",
+            inbox_prefix=agent_inbox_prefix(self.name),
+            on_error=on_error,
         )
         js = nc.jetstream()
         if not await self._wait_for_bus(js):

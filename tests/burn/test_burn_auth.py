@@ -31,11 +31,11 @@ class AuthRig:
     users: BusUsers
     started: list[str] = field(default_factory=list)
 
-    async def add_agents(self, *names: str) -> None:
+    async def add_agents(self, *names: str, tier: str | None = None) -> None:
         """Let `names` on the running server, as `fleet agent add` does: by a reload."""
         for name in names:
             key = ensure_nkey_seed(self.keys / f"{name}.nk")
-            self.users = self.users.with_agent(AgentUser(name, key, self.rig.tier))
+            self.users = self.users.with_agent(AgentUser(name, key, tier or self.rig.tier))
         await self.server.reconfigure(server_config(self.users))
 
     async def start_wolf(self, name: str) -> None:
@@ -95,3 +95,22 @@ async def test_a_burn_completes_with_every_wolf_on_its_own_least_privilege_user(
     # the wolf that finds its own comment, so a wolf's own count may exceed its share.)
     done = {w.name: w.counts.done for w, _, _ in rig.wolves.values() if isinstance(w, Wolf)}
     assert sum(done.values()) >= ISSUES and all(done.values()), done
+
+
+async def test_a_wolf_whose_user_is_for_another_tier_says_so(
+    auth_rig: AuthRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    await auth_rig.add_agents("wolf-x", tier="elsewhere")
+
+    def refusals() -> list[str]:
+        return [
+            str(r.__dict__.get("fields", {}).get("detail", ""))
+            for r in caplog.records
+            if r.getMessage() == "wolf_not_permitted"
+        ]
+
+    with caplog.at_level(logging.ERROR, logger="hermes.wolf"):
+        await auth_rig.start_wolf("wolf-x")  # a wolf of the rig's tier, on that user
+        await auth_rig.rig.wait_until(refusals)
+    durable = f"fleet_tasks.wolves-{auth_rig.rig.tier}"
+    assert any(f"consumer.info.{durable}" in d for d in refusals()), refusals()
