@@ -48,7 +48,7 @@ from fleetcore.bus.messages import (
     utcnow,
 )
 from fleetcore.bus.registry import Heartbeat, Registry
-from fleetcore.bus.streams import pull_tasks, tier_consumer_ready
+from fleetcore.bus.streams import fleet_jetstream, pull_tasks, tier_consumer_ready
 from fleetcore.bus.subjects import AGENTS_BUCKET, LIMITS_BUCKET, tier_consumer
 from fleetcore.forge.client import GiteaClient
 from fleetcore.identity.nostr import NostrKey
@@ -205,7 +205,7 @@ class Wolf:
             inbox_prefix=agent_inbox_prefix(self.name),
             on_error=on_error,
         )
-        js = nc.jetstream()
+        js = fleet_jetstream(nc, self.bus)  # the hub's domain, from a leaf node
         if not await self._wait_for_bus(js):
             await nc.close()
             return
