@@ -377,19 +377,19 @@ async def _sandbox_forge(state_dir: Path, ports: _Ports) -> SandboxForge:
     """
     kept = ports.saved.get("gitea")
     port = kept if kept is not None else FORGE_PORT
-    forge = SandboxForge(
-        db_path=state_dir / "gitea" / "forge.db",
-        port=port,
-        # The first run may move off a taken default; later runs keep the port or fail.
-        port_fallback=kept is None,
-    )
     try:
-        await forge.start()
+        forge = SandboxForge(
+            db_path=state_dir / "gitea" / "forge.db",
+            port=port,
+            # The first run may move off a taken default; later runs keep the port or fail.
+            port_fallback=kept is None,
+        )
     except OSError as exc:  # the kept port, taken since check_kept()
-        forge.close()
         raise ServerStartError(
             f"port {port} for gitea is in use by {port_holder(port)}: {exc}"
         ) from None
+    try:
+        await forge.start()
     except BaseException:
         forge.close()
         raise

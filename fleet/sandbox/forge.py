@@ -708,7 +708,9 @@ class SandboxForge:
 
     `db_path`: the SQLite file that keeps everything across restarts (None: in memory).
     `port`: where to listen (0: any free port); if it is taken, a free one is used instead
-    when `port_fallback` is true. `url` is the server root (clients append /api/v1).
+    when `port_fallback` is true, else construction fails with the `OSError`. The socket
+    is bound at construction, so `port` and `url` hold from then on (the kernel's pick, no
+    probe); `start` serves on it. `url` is the server root (clients append /api/v1).
     """
 
     def __init__(
@@ -725,6 +727,9 @@ class SandboxForge:
         self.strict_label_ids = strict_label_ids
         self.requested_port = port
         self.port_fallback = port_fallback
+        self._sock: socket.socket | None = self._bind_socket()
+        self.port = int(self._sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
         self.deliveries: deque[Delivery] = deque(maxlen=keep_deliveries)
         self._users: dict[int, _User] = {}
         self._tokens: dict[str, _Token] = {}
@@ -735,13 +740,16 @@ class SandboxForge:
         self._next: dict[str, int] = {
             k: 1 for k in ("user", "token", "repo", "issue", "label", "comment", "hook")
         }
-        self._store = _Store(db_path) if db_path is not None else None
-        if self._store is not None:
-            snapshot = self._store.load()
-            if snapshot is not None:
-                self._restore(snapshot)
+        try:
+            self._store = _Store(db_path) if db_path is not None else None
+            if self._store is not None:
+                snapshot = self._store.load()
+                if snapshot is not None:
+                    self._restore(snapshot)
+        except BaseException:
+            self._sock.close()
+            raise
         self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._session: aiohttp.ClientSession | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self._hook_tail: dict[int, asyncio.Task[None]] = {}
@@ -771,13 +779,17 @@ class SandboxForge:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
+        sock = self._sock or socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock = None
         try:
-            sock = self._bind_socket()
+            if sock.getsockname()[1] == 0:  # started again after a stop: the same port
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("127.0.0.1", self.port))
+            await web.SockSite(runner, sock).start()
         except BaseException:
+            sock.close()
             await runner.cleanup()
             raise
-        self._port = int(sock.getsockname()[1])
-        await web.SockSite(runner, sock).start()
         self._runner = runner
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=_WEBHOOK_TIMEOUT_S)
@@ -798,7 +810,10 @@ class SandboxForge:
             self._persist()
 
     def close(self) -> None:
-        """Release the database (after `stop`); the forge cannot be used afterwards."""
+        """Release the database and the port (after `stop`); the forge is done with."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -815,16 +830,6 @@ class SandboxForge:
     ) -> None:
         await self.stop()
         self.close()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the sandbox forge is not started")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def app_url(self) -> str:

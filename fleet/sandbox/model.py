@@ -49,17 +49,19 @@ class SandboxModel:
     """Serves /v1/chat/completions and /v1/models on 127.0.0.1 (port 0: any free port)."""
 
     def __init__(self, port: int = 0) -> None:
-        self.requested_port = port
+        # Bound here, so the port (and `base_url`) is known from construction on: no
+        # free-port probe, no "not started" state to guard.
+        self._sock: socket.socket | None = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            self._sock.bind(("127.0.0.1", port))
+        except OSError:
+            self._sock.close()
+            raise
+        self.port = int(self._sock.getsockname()[1])
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.requests = 0
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-
-    @property
-    def base_url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("the sandbox model is not started")
-        return f"http://127.0.0.1:{self._port}/v1"
 
     async def start(self) -> None:
         app = web.Application()
@@ -67,21 +69,26 @@ class SandboxModel:
         app.router.add_get("/v1/models", self._models)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock = self._sock or socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock = None
         try:
-            sock.bind(("127.0.0.1", self.requested_port))
-        except OSError:
+            if sock.getsockname()[1] == 0:  # started again after a stop: the same port
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("127.0.0.1", self.port))
+            await web.SockSite(runner, sock).start()
+        except BaseException:
             sock.close()
             await runner.cleanup()
             raise
-        self._port = int(sock.getsockname()[1])
-        await web.SockSite(runner, sock).start()
         self._runner = runner
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     async def __aenter__(self) -> SandboxModel:
         await self.start()

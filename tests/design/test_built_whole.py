@@ -24,9 +24,6 @@ SENDER = "bot/matrix/sender.py"
 # Not the bot: the human operator's stand-in client (tests, `fleet demo`) speaks for itself.
 ROOM_SEND_ELSEWHERE = {"fleet/local/operator.py"}
 GUARD = re.compile(r"(start|open)\(\) first|not started|not opened", re.IGNORECASE)
-# Known offenders, left for their owners: servers with a start() whose port is read before
-# it. Each must still offend (an entry that no longer does is taken off this list).
-NOT_YET_WHOLE = {"fleet/sandbox/forge.py", "fleet/sandbox/model.py"}
 
 
 def sources() -> Iterator[tuple[str, ast.Module]]:
@@ -108,10 +105,6 @@ def _rooted_at_self(node: ast.expr) -> bool:
 def test_objects_are_built_whole() -> None:
     guards = {rel: lines for rel, tree in sources() if (lines := start_first_guards(tree))}
     hooks = {rel: lines for rel, tree in sources() if (lines := hooks_set_from_outside(tree))}
-    assert set(guards) >= NOT_YET_WHOLE, (
-        f"whole now, take off NOT_YET_WHOLE: {NOT_YET_WHOLE - set(guards)}"
-    )
-    guards = {rel: lines for rel, lines in guards.items() if rel not in NOT_YET_WHOLE}
     assert not guards, f"'start() first' guards (build the object whole instead): {guards}"
     assert not hooks, f"hooks set after construction (pass them to the constructor): {hooks}"
 

@@ -78,9 +78,8 @@ async def test_a_taken_port_falls_back_to_a_free_one_or_fails_when_asked(tmp_pat
             async with httpx.AsyncClient() as http:
                 r = await http.get(f"{forge.url}/api/v1/version")
             assert r.json() == {"version": SANDBOX_VERSION}
-        strict = SandboxForge(port=busy, port_fallback=False)
         with pytest.raises(OSError):
-            await strict.start()
+            SandboxForge(port=busy, port_fallback=False)
 
 
 async def test_the_model_answers_in_openai_format_with_a_rubric_valid_triage() -> None:
