@@ -40,6 +40,9 @@ Alive = Callable[[str], Awaitable[bool]]
 StartedAt = Callable[[str], Awaitable[datetime | None]]
 # Whether a wolf's last heartbeat says it is working on a task (wolf, task id).
 WorkingOn = Callable[[str, str], Awaitable[bool]]
+# Makes "I am working on this task" readable by every other wolf's `WorkingOn` (a heartbeat
+# written at once and acknowledged), before the claim comment that it vouches for exists.
+Announce = Callable[[Task], Awaitable[None]]
 # Gitea's clock and a wolf's may differ a little; a claim this much older than the wolf's
 # start still counts as the current run's.
 CLOCK_SKEW = timedelta(seconds=5)
@@ -123,8 +126,14 @@ class Triager:
         stale_after_s: float = 15.0,
         started_at: StartedAt | None = None,
         working_on: WorkingOn | None = None,
+        announce: Announce | None = None,
     ) -> None:
         self.stale_after_s = stale_after_s
+        # With `working_on`, a claim whose wolf's heartbeat does not name the task counts as
+        # abandoned. Heartbeats are periodic, so without `announce` a fresh claim looks
+        # abandoned until the next beat: two wolves handed the same task would each take
+        # the other's claim for abandoned, both win, and both comment.
+        self.announce = announce
         # A live wolf's claim on a task it no longer works on (it put the task back, say
         # when Gitea failed under it and the claim could not be removed) is abandoned.
         self.working_on = working_on
@@ -271,6 +280,10 @@ class Triager:
             )
             return TaskOutcome(Disposition.ACK, crisis)
 
+        if self.announce is not None:
+            # Before the claim is visible: whoever sees the claim then reads that we work on
+            # the task, so it cannot mistake our live claim for an abandoned one.
+            await self.announce(task)
         claim = await g.create_comment(
             owner, repo, task.issue_number, claim_comment_body(self.wolf, task.task_id)
         )
@@ -373,6 +386,17 @@ class Triager:
         if not still_mine(self.wolf, task.task_id, [(c.id, c.body) for c in current], alive):
             lost = self._result(
                 task, Outcome.SKIPPED, Reason.CLAIM_LOST, "claim lost before commenting"
+            )
+            return TaskOutcome(Disposition.ACK, lost)
+        # Listed after the liveness reads above: a wolf they showed done with this task had
+        # already posted its comment, so it shows here, and we must not post a second one.
+        latest = await self.gitea.list_comments(owner, repo, task.issue_number)
+        done = next((c for c in latest if find_task_marker(c.body) == task.task_id), None)
+        if done is not None:
+            # Its wolf reports the task done; ours is a skip, so the burn counts it once.
+            await self._finish(task, latest)
+            lost = self._result(
+                task, Outcome.SKIPPED, Reason.CLAIM_LOST, "triaged by another wolf meanwhile"
             )
             return TaskOutcome(Disposition.ACK, lost)
         body = format_comment(check.triage, task.task_id, answer.provider, answer.model, self.wolf)

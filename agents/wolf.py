@@ -26,6 +26,7 @@ from nats.js.errors import BucketNotFoundError
 from agents.budget import FleetBudget, open_limits
 from agents.triage import (
     Alive,
+    Announce,
     CommentBudget,
     Disposition,
     StartedAt,
@@ -102,6 +103,9 @@ class Fleetmates:
     # What a live wolf's heartbeat says it works on: its claim on any other task of its
     # is abandoned (it put the task back). None: every live wolf's claim counts.
     working_on: WorkingOn | None = None
+    # Writes this wolf's record (naming the task it just took) now, not at the next beat:
+    # the triager calls it before claiming, so no fleetmate reads the claim as abandoned.
+    announce: Announce | None = None
 
 
 # Builds the wolf's triager from what the bus tells of its fleetmates.
@@ -223,7 +227,12 @@ class Wolf:
             current = (record.current_task or "") if record is not None else ""
             return task_id in current.split(", ")
 
-        triager = self._make_triager(Fleetmates(registry.alive, started_at, budget, working_on))
+        async def announce(_task: Task) -> None:
+            await registry.beat(self.record())
+
+        triager = self._make_triager(
+            Fleetmates(registry.alive, started_at, budget, working_on, announce)
+        )
         heartbeat = Heartbeat(registry, self.record, self.bus.heartbeat_s)
         await heartbeat.start()
         sub = await pull_tasks(js, self.tier)
@@ -405,6 +414,7 @@ def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, Fa
             stale_after_s=stale_after_s,
             started_at=mates.started_at,
             working_on=mates.working_on,
+            announce=mates.announce,
         )
 
     signer = None

@@ -193,6 +193,7 @@ class BurnRig:
             stale_after_s=self.bus.heartbeat_ttl_s,
             started_at=mates.started_at if mates else None,
             working_on=mates.working_on if mates else None,
+            announce=mates.announce if mates else None,
         )
 
     def npub_of(self, name: str) -> str | None:
