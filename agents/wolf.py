@@ -283,21 +283,26 @@ class Wolf:
                 await msg.nak(delay=self.bus.ack_wait_s)
             return
         self.counts.current.add(task.task_id)
+        # Kept up until the ack, publishing the result included: a task redelivered while
+        # its result is still going out would be reported (done) a second time.
         keepalive = asyncio.create_task(self._in_progress(msg))
         try:
-            outcome = await triager.run(task)
-        except Exception as exc:  # a bug: let JetStream redeliver it, keep the wolf alive
-            log.exception("task_crashed", extra=fields(task=task.task_id))
-            outcome = TaskOutcome(Disposition.RETRY, None, 5.0, type(exc).__name__)
+            try:
+                outcome = await triager.run(task)
+            except Exception as exc:  # a bug: let JetStream redeliver it, keep the wolf alive
+                log.exception("task_crashed", extra=fields(task=task.task_id))
+                outcome = TaskOutcome(Disposition.RETRY, None, 5.0, type(exc).__name__)
+            try:
+                await self._settle(msg, task, outcome, js, keepalive)
+            except Exception as exc:
+                # The bus went away between the work and the ack: the task is redelivered
+                # after ack_wait, finds its comment, and reports then. Nothing is lost.
+                log.warning(
+                    "settle_failed", extra=fields(task=task.task_id, error=type(exc).__name__)
+                )
         finally:
             keepalive.cancel()
             self.counts.current.discard(task.task_id)
-        try:
-            await self._settle(msg, task, outcome, js)
-        except Exception as exc:
-            # The bus went away between the work and the ack: the task is redelivered
-            # after ack_wait, finds its comment, and reports then. Nothing is lost.
-            log.warning("settle_failed", extra=fields(task=task.task_id, error=type(exc).__name__))
 
     async def _in_progress(self, msg: Msg) -> None:
         """Keep JetStream from redelivering a task we are still working on."""
@@ -308,8 +313,14 @@ class Wolf:
                 await msg.in_progress()
 
     async def _settle(
-        self, msg: Msg, task: Task, outcome: TaskOutcome, js: JetStreamContext
+        self,
+        msg: Msg,
+        task: Task,
+        outcome: TaskOutcome,
+        js: JetStreamContext,
+        keepalive: asyncio.Task[None] | None = None,
     ) -> None:
+        """`keepalive` stops just before the nak, term or ack, which it must not follow."""
         result = outcome.result
         if outcome.disposition is Disposition.RETRY:
             delivered = msg.metadata.num_delivered or 1
@@ -320,6 +331,8 @@ class Wolf:
                         task=task.task_id, reason=outcome.reason, delay_s=outcome.retry_after_s
                     ),
                 )
+                if keepalive is not None:
+                    keepalive.cancel()
                 await msg.nak(delay=outcome.retry_after_s)
                 return
             result = Result.for_task(
@@ -334,6 +347,8 @@ class Wolf:
                 result = sign_result(result, self.signer)
             await publish_result(js, result)
             self._count(result)
+        if keepalive is not None:
+            keepalive.cancel()
         if outcome.disposition is Disposition.TERM:
             await msg.term()
         else:
