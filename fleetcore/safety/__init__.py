@@ -79,6 +79,8 @@ def screen(text: str, *, learned: bool = True) -> Verdict:
         head = _LEARNED.head
         p = _LEARNED.score(text)
         found = 2 if p >= head.crisis_threshold else 1 if p >= head.concern_threshold else 0
+        if found == 2 and rank < 2 and R.FUTURE_PLAN.search(nm.normalise(text)):
+            found = 1  # "thanks for everything, see you at the offsite": a plan, not a goodbye
         if found > rank:
             rank = found
             extra = {"learned"}

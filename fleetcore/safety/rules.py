@@ -1347,3 +1347,13 @@ OWN_SPEECH = re.compile(
     r"thinking|keep saying|whispered|screamed|cried|admit|admitted|mean|meant)\b"
     r"[^.!?\"\n]{0,24}$"
 )
+# A concrete plan to meet again ("see you at the offsite", "talk tomorrow"): evidence against
+# a goodbye. It only caps the learned stage's finality-like guesses at concern when no rule
+# found crisis; the euphemisms for dying ("see you on the other side") are not plans.
+FUTURE_PLAN = re.compile(
+    r"\b(?:see you|see ya|see u|cya|see everyone|see y'?all|talk to you|talk|catch you|"
+    r"meet you)\s+(?:at|on|in|tomorrow|next|later|this|monday|tuesday|wednesday|thursday|"
+    r"friday|saturday|sunday|after)\b"
+    r"(?!\s+(?:the )?(?:other side|heaven|hell|next life|another life|afterlife|better place|"
+    r"next world|stars|sky|forever))"
+)

@@ -301,3 +301,12 @@ def test_reported_risk_outside_work_is_a_check_in() -> None:
     verdict = screen('my friend said "i want to kill myself" what do i do', learned=False)
     assert verdict.level is Level.concern
     assert verdict.reasons == ("third_party",)
+
+
+def test_a_plan_to_meet_again_is_not_a_goodbye_but_a_euphemism_is() -> None:
+    # The learned stage hears "thanks for everything" as a goodbye; a concrete plan to meet
+    # keeps it at a check-in, and the euphemisms for dying are not plans.
+    assert not screen("Thanks for everything, see you at the offsite!").is_crisis
+    assert screen("thanks for everything, see you on the other side").is_crisis
+    assert screen("thanks for everything, see you in heaven").is_crisis
+    assert screen("I want to die. see you tomorrow").is_crisis
