@@ -364,7 +364,10 @@ class Wolf:
         )
 
     def _count(self, result: Result) -> None:
-        if result.outcome is Outcome.DONE:
+        # A redelivered task whose comment already exists is reported done (the bot needs the
+        # result), but this wolf did no triage: its own count says skipped, so the fleet's
+        # counts add up to the work done, once per issue.
+        if result.outcome is Outcome.DONE and result.reason is not Reason.ALREADY_TRIAGED:
             self.counts.done += 1
         elif result.outcome is Outcome.SKIPPED:
             self.counts.skipped += 1
