@@ -127,8 +127,12 @@ class Triager:
         started_at: StartedAt | None = None,
         working_on: WorkingOn | None = None,
         announce: Announce | None = None,
+        models_retry_s: float = 30.0,
     ) -> None:
         self.stale_after_s = stale_after_s
+        # When no model provider could answer, the task goes back for this long: the chain
+        # has already tried every provider, so an immediate retry would only fail again.
+        self.models_retry_s = models_retry_s
         # With `working_on`, a claim whose wolf's heartbeat does not name the task counts as
         # abandoned. Heartbeats are periodic, so without `announce` a fresh claim looks
         # abandoned until the next beat: two wolves handed the same task would each take
@@ -342,7 +346,7 @@ class Triager:
             return TaskOutcome(Disposition.TERM, self._result(task, Outcome.FAILED, why, str(exc)))
         except ChainError as exc:
             await self._release(task, claim_id)
-            return TaskOutcome(Disposition.RETRY, None, 30.0, str(exc))
+            return TaskOutcome(Disposition.RETRY, None, self.models_retry_s, str(exc))
         if not check.ok:
             await self._release(task, claim_id)
             detail = "rubric: " + "; ".join(check.problems)

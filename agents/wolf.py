@@ -433,6 +433,7 @@ def build_wolf(cfg: object, name: str, tier: str) -> tuple[Wolf, GiteaClient, Fa
             started_at=mates.started_at,
             working_on=mates.working_on,
             announce=mates.announce,
+            models_retry_s=wolves.models_retry_s,
         )
 
     signer = None

@@ -19,6 +19,8 @@ class WolvesConfig(BaseModel):
     concurrency: int = Field(2, ge=1, le=64)
     # How long a task may wait for the model chain before it is put back.
     model_deadline_s: float = Field(120.0, gt=0)
+    # When no provider in the chain could answer, how long a task waits before another try.
+    models_retry_s: float = Field(30.0, gt=0)
     # The wolf's own Nostr key (`fleet agent add` writes it and this line): it signs every
     # result, and the bot refuses a result not signed by the key it registered for the wolf.
     nostr_key_file: Path | None = None

@@ -194,6 +194,8 @@ class BurnRig:
             started_at=mates.started_at if mates else None,
             working_on=mates.working_on if mates else None,
             announce=mates.announce if mates else None,
+            # A provider outage in a test ends when the test says so: retry soon after.
+            models_retry_s=2.0,
         )
 
     def npub_of(self, name: str) -> str | None:
