@@ -9,10 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fleet.local.nats import NatsServer
-from fleettest.burnrig import OWNER, REPO, BurnRig
+from fleettest.burnrig import OWNER, REPO, BurnRig, wolf_config
 from fleettest.models_fake import FakeProvider, hang
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,31 +24,6 @@ def assert_triaged_once(rig: BurnRig, numbers: range) -> None:
         assert "triaged" in issue["labels"]
         assert not [lb for lb in issue["labels"] if lb.startswith("assigned:")], issue["labels"]
         assert not [c for c in issue["comments"] if "fleet-claim" in c["body"]]
-
-
-def wolf_config(rig: BurnRig, tmp: Path, model_url: str) -> Path:
-    token = tmp / "gitea-token"
-    token.write_text(rig.token)
-    token.chmod(0o600)
-    cfg = {
-        "state_dir": str(tmp / "wolf-state"),
-        "soul": str(REPO_ROOT / "SOUL.md"),
-        "matrix": {
-            "homeserver": "http://127.0.0.1:9",
-            "user_id": "@wolf:localhost",
-            "password": {"env": "UNUSED_BY_WOLVES"},
-        },
-        "operators": ["@op:localhost"],
-        "gitea": {"url": rig.gitea.url, "token": {"file": str(token)}, "retries": 3},
-        "projects": {"web": {"repo": f"{OWNER}/{REPO}"}},
-        "bus": rig.bus.model_dump(mode="json"),
-        "model": {"default": "fake-1", "provider": "slow"},
-        "fallback_providers": [{"provider": "slow", "model": "fake-1", "base_url": model_url}],
-        "wolves": {"concurrency": 1},
-    }
-    path = tmp / "wolf.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 @pytest.mark.timeout(120)

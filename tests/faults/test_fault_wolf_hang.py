@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from fleettest.burnrig import OWNER, REPO, BurnRig
+from fleettest.burnrig import OWNER, REPO, BurnRig, wolf_config
 from fleettest.models_fake import FakeProvider, hang, triage_reply
 from tests.faults.conftest import (
     ISSUES,
@@ -27,31 +26,6 @@ from tests.faults.conftest import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def wolf_config(rig: BurnRig, tmp: Path, model_url: str) -> Path:
-    token = tmp / "gitea-token"
-    token.write_text(rig.token)
-    token.chmod(0o600)
-    cfg = {
-        "state_dir": str(tmp / "wolf-state"),
-        "soul": str(REPO_ROOT / "SOUL.md"),
-        "matrix": {
-            "homeserver": "http://127.0.0.1:9",
-            "user_id": "@wolf:localhost",
-            "password": {"env": "UNUSED_BY_WOLVES"},
-        },
-        "operators": ["@op:localhost"],
-        "gitea": {"url": rig.gitea.url, "token": {"file": str(token)}, "retries": 3},
-        "projects": {"web": {"repo": f"{OWNER}/{REPO}"}},
-        "bus": rig.bus.model_dump(mode="json"),
-        "model": {"default": "fake-1", "provider": "frozen"},
-        "fallback_providers": [{"provider": "frozen", "model": "fake-1", "base_url": model_url}],
-        "wolves": {"concurrency": 1},
-    }
-    path = tmp / "wolf.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 @pytest.mark.timeout(240)
@@ -65,7 +39,7 @@ async def test_a_frozen_wolfs_claim_expires_and_another_wolf_finishes(
             "fleet.cli",
             "wolf",
             "--config",
-            str(wolf_config(rig, tmp_path, stuck.base_url)),
+            str(wolf_config(rig, tmp_path, stuck.base_url, provider="frozen")),
             "--name",
             "wolf-frozen",
             "--tier",

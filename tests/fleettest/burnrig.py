@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from agents.triage import Triager
 from agents.wolf import Fleetmates, HourlyBudget, Wolf
 from bot.burn.service import BurnService
@@ -297,3 +299,30 @@ class RoutingOnly(SwaggerValidator):
 
     def validate_definition(self, *a: Any, **k: Any) -> list[str]:
         return []
+
+
+def wolf_config(rig: BurnRig, tmp: Path, model_url: str, provider: str = "slow") -> Path:
+    """A `fleet wolf` config for a wolf process on `rig`'s bus and forge, one model at
+    `model_url` (crash and hang tests run wolves as real processes they can kill)."""
+    token = tmp / "gitea-token"
+    token.write_text(rig.token)
+    token.chmod(0o600)
+    cfg = {
+        "state_dir": str(tmp / "wolf-state"),
+        "soul": str(Path(__file__).resolve().parents[2] / "SOUL.md"),
+        "matrix": {
+            "homeserver": "http://127.0.0.1:9",
+            "user_id": "@wolf:localhost",
+            "password": {"env": "UNUSED_BY_WOLVES"},
+        },
+        "operators": ["@op:localhost"],
+        "gitea": {"url": rig.gitea.url, "token": {"file": str(token)}, "retries": 3},
+        "projects": {"web": {"repo": f"{OWNER}/{REPO}"}},
+        "bus": rig.bus.model_dump(mode="json"),
+        "model": {"default": "fake-1", "provider": provider},
+        "fallback_providers": [{"provider": provider, "model": "fake-1", "base_url": model_url}],
+        "wolves": {"concurrency": 1},
+    }
+    path = tmp / "wolf.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
