@@ -127,7 +127,10 @@ class BurnRig:
             )
         await self.model.__aenter__()
         provider = ProviderConfig(provider="fake", model="fake-1", base_url=self.model.base_url)
-        self.chain = FallbackChain([provider], ChainConfig(), "You are Hermes.", primary="fake")
+        # A provider that answered 503 cools for 2 s here, not 30: the rig's outages end when
+        # the test says so, and nothing is measured by waiting them out.
+        chain_cfg = ChainConfig(short_cooldown_s=2.0)
+        self.chain = FallbackChain([provider], chain_cfg, "You are Hermes.", primary="fake")
         await self.start_bot()
         return self
 
