@@ -11,7 +11,6 @@ race is fixed. What passes today: the burn finishes and every result is reported
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -27,6 +26,7 @@ from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
 from fleetcore.bus.subjects import TASKS_STREAM
 from fleettest.burnrig import OWNER, REPO, BurnRig
+from fleettest.wait import answer_of
 
 # The fault matrix asks for 200 issues and 4 wolves; BURN_CLUSTER_ISSUES scales it down
 # on a slow machine.
@@ -40,33 +40,37 @@ SINGLE = os.environ.get("BURN_CLUSTER_SINGLE", "0") == "1"
 
 async def _new_leader(js: JetStreamContext, dead: str, deadline_s: float = 60.0) -> str:
     """The tasks stream's next leader, once a live node answers for it."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < deadline_s:
+
+    async def leader() -> str | None:
         with contextlib.suppress(nats.errors.Error):
             cluster = (await js.stream_info(TASKS_STREAM)).cluster
             if cluster is not None and cluster.leader not in (None, dead):
                 return cluster.leader
-        await asyncio.sleep(0.05)  # polling the servers' answer, not test synchronisation
-    raise AssertionError(f"no new leader for {TASKS_STREAM} after {dead} was killed")
+        return None
+
+    return await answer_of(
+        leader, poll_s=0.05, timeout=deadline_s, what=f"a new leader after {dead}"
+    )
 
 
 async def _settled(bus: BusConfig, deadline_s: float = 60.0) -> None:
     """Until every replica of the tasks stream is current with its leader."""
     admin = await connect(bus, "admin", first_connect_timeout_s=10)
+    js = admin.jetstream(timeout=2)
+
+    async def current() -> bool | None:
+        with contextlib.suppress(nats.errors.Error):
+            cluster = (await js.stream_info(TASKS_STREAM)).cluster
+            peers = cluster.replicas if cluster is not None else None
+            if cluster is not None and cluster.leader and peers and len(peers) == 2:
+                if all(p.current for p in peers):
+                    return True
+        return None
+
     try:
-        js = admin.jetstream(timeout=2)
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < deadline_s:
-            with contextlib.suppress(nats.errors.Error):
-                cluster = (await js.stream_info(TASKS_STREAM)).cluster
-                peers = cluster.replicas if cluster is not None else None
-                if cluster is not None and cluster.leader and peers and len(peers) == 2:
-                    if all(p.current for p in peers):
-                        return
-            await asyncio.sleep(0.05)  # polling the servers' answer, not test synchronisation
+        await answer_of(current, poll_s=0.05, timeout=deadline_s, what="replicas current")
     finally:
         await admin.close()
-    raise AssertionError(f"{TASKS_STREAM}'s replicas never caught up")
 
 
 def assert_triaged_once(rig: BurnRig, numbers: range) -> None:

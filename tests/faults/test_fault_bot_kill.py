@@ -33,6 +33,7 @@ from fleetcore.config import FleetConfig, parse_config
 from fleetcore.proc import free_port
 from fleettest.gitea_standin import GiteaStandin
 from fleettest.models_fake import FakeProvider, ok, triage_reply
+from fleettest.wait import answer_of
 from tests.e2e.test_e2e_forge import registered_wolf
 from tests.faults.conftest import ISSUES, WOLVES, assert_reported_once
 
@@ -67,16 +68,16 @@ class BotProcess:
         """Until its webhook server answers: a delivery Gitea sends before then fails, and
         Gitea does not send it again."""
 
-        async def probe() -> None:
-            async with httpx.AsyncClient(timeout=2) as http:
-                while True:
-                    assert self.proc is not None and self.proc.returncode is None
-                    with contextlib.suppress(httpx.TransportError):
-                        await http.get(url)
-                        return
-                    await asyncio.sleep(0.1)  # polling a child process, not test sync
+        async with httpx.AsyncClient(timeout=2) as http:
 
-        await asyncio.wait_for(probe(), timeout)
+            async def answers() -> bool | None:
+                assert self.proc is not None and self.proc.returncode is None
+                with contextlib.suppress(httpx.TransportError):
+                    await http.get(url)
+                    return True
+                return None
+
+            await answer_of(answers, poll_s=0.1, timeout=timeout, what=f"the bot at {url}")
 
     async def kill9(self) -> None:
         assert self.proc is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -45,3 +45,31 @@ async def wait_until(
     except TimeoutError:
         name = what or getattr(predicate, "__name__", repr(predicate))
         raise TimeoutError(f"not true within {timeout}s: {name}") from None
+
+
+async def answer_of(
+    ask: Callable[[], Awaitable[T | None]],
+    *,
+    poll_s: float,
+    timeout: float,
+    what: str,
+) -> T:
+    """Until an outside server's answer (`ask()`) is not None; returns it.
+
+    For servers that signal nothing a test could wait on (a child process's port, a
+    cluster's stream state): they are asked again every `poll_s`, under one deadline.
+    """
+    never = asyncio.Event()
+
+    async def loop() -> T:
+        while True:
+            value = await ask()
+            if value is not None:
+                return value
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(never.wait(), poll_s)
+
+    try:
+        return await asyncio.wait_for(loop(), timeout)
+    except TimeoutError:
+        raise TimeoutError(f"no answer within {timeout}s: {what}") from None
