@@ -35,7 +35,7 @@ from bot.services import BotServices, Soul
 from fleetcore.config import FleetConfig, TrustPolicy
 from fleetcore.identity.agents import registered_npub
 from fleetcore.log import fields
-from fleetcore.metrics import Metrics
+from fleetcore.metrics import Metrics, watch_loop_lag
 from fleetcore.models.chain import Completion, FallbackChain
 from fleetcore.safety.modelgate import readiness_path
 from fleetcore.safety.modeltest import ReadinessStore
@@ -142,7 +142,14 @@ class BotApp:
         return app
 
     async def run(self) -> None:
-        await self.matrix.run(self.pipeline.submit, self.pipeline.submit_undecryptable)
+        # The bot's own event-loop lag, for whoever subscribes to `metrics` (bench/soak.py).
+        lag = asyncio.create_task(watch_loop_lag(self.metrics, "bot.loop_lag_s"))
+        try:
+            await self.matrix.run(self.pipeline.submit, self.pipeline.submit_undecryptable)
+        finally:
+            lag.cancel()
+            with suppress(asyncio.CancelledError):
+                await lag
 
     async def close(self) -> None:
         self.matrix.stop()
