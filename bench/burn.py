@@ -41,17 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # fleett
 
 import httpx
 
-from agents.triage import Triager
-from agents.wolf import Fleetmates, HourlyBudget, Wolf
 from fleet.local.nats import NatsServer
 from fleet.local.synapse import SynapseServer
 from fleetcore.bus.config import BusConfig
 from fleetcore.config.burn import BurnConfig
-from fleetcore.forge.client import GiteaClient
-from fleetcore.identity.nostr import NostrKey
-from fleetcore.models.chain import Completion, FallbackChain
-from fleetcore.models.config import ChainConfig, ProviderConfig
-from fleettest.burnrig import OWNER, REPO, BurnRig, RoutingOnly
+from fleettest.burnrig import OWNER, REPO, BurnRig, RoutingOnly, stop_process, wolf_process
 from fleettest.gitea_standin import GiteaStandin
 from fleettest.models_fake import FakeProvider, ok, triage_reply
 
@@ -131,45 +125,14 @@ def wolf_main(
     nsec: str,
 ) -> None:
     """One wolf, wired as `BurnRig.start_wolf` wires it, in its own process."""
-
-    async def run() -> None:
-        bus = BusConfig.model_validate_json(bus_json)
-        provider = ProviderConfig(provider="fake", model="fake-1", base_url=model_url)
-        chain = FallbackChain([provider], ChainConfig(), "You are Hermes.", primary="fake")
-
-        async def complete(messages: list[dict[str, str]], sensitive: bool) -> Completion:
-            return await chain.complete(messages, sensitive=sensitive, deadline_s=30)
-
-        gitea = GiteaClient(gitea_url, token, retries=3, backoff_s=0.05)
-
-        def triager(mates: Fleetmates) -> Triager:
-            return Triager(
-                name,
-                gitea,
-                complete,
-                mates.alive,
-                HourlyBudget(100_000),
-                stale_after_s=bus.heartbeat_ttl_s,
-                started_at=mates.started_at,
-            )
-
-        # Its registered key (handed over the process pipe, never argv): the bot reports
-        # only signed results.
-        signer = NostrKey.from_nsec(nsec)
-        wolf = Wolf(name, "wolves", bus, triager, "fake-1", concurrency, signer=signer)
-
-        def stop() -> None:
-            quiet_shutdown()
-            wolf.stop()
-
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
-        try:
-            await wolf.run()
-        finally:
-            await gitea.aclose()
-            await chain.aclose()
-
-    _profiled(profile_dir, f"wolf-{name}", run)
+    bus = BusConfig.model_validate_json(bus_json)
+    _profiled(
+        profile_dir,
+        f"wolf-{name}",
+        lambda: wolf_process(
+            name, "wolves", bus, gitea_url, token, model_url, nsec, concurrency, quiet_shutdown
+        ),
+    )
 
 
 # -- part A ------------------------------------------------------------------------------
@@ -197,15 +160,6 @@ class SplitRig(BurnRig):
     async def __aexit__(self, *exc: object) -> None:
         quiet_shutdown()
         await self.stop_bot()
-
-
-def stop_child(proc: mp.process.BaseProcess) -> None:
-    if proc.pid is not None and proc.is_alive():
-        os.kill(proc.pid, signal.SIGTERM)
-    proc.join(20)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
 
 
 async def part_a(args: argparse.Namespace, tmp: Path) -> tuple[float, int, list[str]]:
@@ -294,7 +248,7 @@ async def part_a(args: argparse.Namespace, tmp: Path) -> tuple[float, int, list[
             ]
             counts = progress.counts()
             for child in wolves:
-                stop_child(child)
+                stop_process(child)
 
         n = args.issues
         messages = len(rig.room.messages)
@@ -335,7 +289,7 @@ async def part_a(args: argparse.Namespace, tmp: Path) -> tuple[float, int, list[
         return rate, messages, texts
     finally:
         for child in children:
-            stop_child(child)
+            stop_process(child)
         await nats.stop()
 
 

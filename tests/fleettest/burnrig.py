@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import multiprocessing as mp
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -126,11 +129,7 @@ class BurnRig:
                 f"Saving draft {n} throws a TypeError in the editor.",
             )
         await self.model.__aenter__()
-        provider = ProviderConfig(provider="fake", model="fake-1", base_url=self.model.base_url)
-        # A provider that answered 503 cools for 2 s here, not 30: the rig's outages end when
-        # the test says so, and nothing is measured by waiting them out.
-        chain_cfg = ChainConfig(short_cooldown_s=2.0)
-        self.chain = FallbackChain([provider], chain_cfg, "You are Hermes.", primary="fake")
+        self.chain = fake_chain(self.model.base_url)
         await self.start_bot()
         return self
 
@@ -180,28 +179,8 @@ class BurnRig:
 
     def triager(self, name: str, gitea: GiteaClient, mates: Fleetmates | None = None) -> Triager:
         """A wolf's triager; without `mates` (no wolf around it) every claimer looks alive."""
-        chain = self.chain
-        assert chain is not None
-
-        async def complete(messages: list[dict[str, str]], sensitive: bool) -> Completion:
-            return await chain.complete(messages, sensitive=sensitive, deadline_s=30)
-
-        async def unknown(_name: str) -> bool:
-            return True
-
-        return Triager(
-            name,
-            gitea,
-            complete,
-            mates.alive if mates else unknown,
-            HourlyBudget(100_000),
-            stale_after_s=self.bus.heartbeat_ttl_s,
-            started_at=mates.started_at if mates else None,
-            working_on=mates.working_on if mates else None,
-            announce=mates.announce if mates else None,
-            # A provider outage in a test ends when the test says so: retry soon after.
-            models_retry_s=2.0,
-        )
+        assert self.chain is not None
+        return rig_triager(name, gitea, self.chain, self.bus, mates)
 
     def npub_of(self, name: str) -> str | None:
         key = self.keys.get(name)
@@ -214,15 +193,8 @@ class BurnRig:
     async def start_wolf(self, name: str, concurrency: int = 2) -> Wolf:
         gitea = self.client()
         key = self.register(name)
-        wolf = Wolf(
-            name,
-            self.tier,
-            self._wolf_bus(name) if self._wolf_bus else self.bus,
-            lambda mates: self.triager(name, gitea, mates),
-            "fake-1",
-            concurrency,
-            signer=key,
-        )
+        bus = self._wolf_bus(name) if self._wolf_bus else self.bus
+        wolf = rig_wolf(name, self.tier, bus, gitea, self.chain, key, concurrency)
         task = asyncio.create_task(wolf.run(), name=f"wolf-{name}")
         self.wolves[name] = (wolf, task, gitea)
         return wolf
@@ -286,6 +258,108 @@ class BurnRig:
             for c in self.gitea.comments(OWNER, REPO, number)
             if "fleet-task:" in c["body"]
         ]
+
+
+def fake_chain(model_url: str) -> FallbackChain:
+    """The wolves' model chain: the one fake provider at `model_url`."""
+    provider = ProviderConfig(provider="fake", model="fake-1", base_url=model_url)
+    # A provider that answered 503 cools for 2 s here, not 30: the rig's outages end when
+    # the test says so, and nothing is measured by waiting them out.
+    chain_cfg = ChainConfig(short_cooldown_s=2.0)
+    return FallbackChain([provider], chain_cfg, "You are Hermes.", primary="fake")
+
+
+def rig_triager(
+    name: str,
+    gitea: GiteaClient,
+    chain: FallbackChain,
+    bus: BusConfig,
+    mates: Fleetmates | None = None,
+) -> Triager:
+    """A rig wolf's triager; without `mates` (no wolf around it) every claimer looks alive."""
+
+    async def complete(messages: list[dict[str, str]], sensitive: bool) -> Completion:
+        return await chain.complete(messages, sensitive=sensitive, deadline_s=30)
+
+    async def unknown(_name: str) -> bool:
+        return True
+
+    return Triager(
+        name,
+        gitea,
+        complete,
+        mates.alive if mates else unknown,
+        HourlyBudget(100_000),
+        stale_after_s=bus.heartbeat_ttl_s,
+        started_at=mates.started_at if mates else None,
+        working_on=mates.working_on if mates else None,
+        announce=mates.announce if mates else None,
+        # A provider outage in a test ends when the test says so: retry soon after.
+        models_retry_s=2.0,
+    )
+
+
+def rig_wolf(
+    name: str,
+    tier: str,
+    bus: BusConfig,
+    gitea: GiteaClient,
+    chain: FallbackChain | None,
+    key: NostrKey,
+    concurrency: int,
+) -> Wolf:
+    """A wolf as the rig runs it, in its process or another (`wolf_process`)."""
+    assert chain is not None
+    return Wolf(
+        name,
+        tier,
+        bus,
+        lambda mates: rig_triager(name, gitea, chain, bus, mates),
+        "fake-1",
+        concurrency,
+        signer=key,
+    )
+
+
+async def wolf_process(
+    name: str,
+    tier: str,
+    bus: BusConfig,
+    gitea_url: str,
+    token: str,
+    model_url: str,
+    nsec: str,
+    concurrency: int,
+    on_stop: Callable[[], object] | None = None,
+) -> None:
+    """A rig wolf in a process of its own (benchmarks), until SIGTERM (`on_stop` is
+    called then). Its registered key comes as `nsec` (over a pipe, never argv): the bot
+    reports only signed results."""
+    gitea = GiteaClient(gitea_url, token, retries=3, backoff_s=0.05)
+    chain = fake_chain(model_url)
+    wolf = rig_wolf(name, tier, bus, gitea, chain, NostrKey.from_nsec(nsec), concurrency)
+
+    def stop() -> None:
+        if on_stop is not None:
+            on_stop()
+        wolf.stop()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
+    try:
+        await wolf.run()
+    finally:
+        await gitea.aclose()
+        await chain.aclose()
+
+
+def stop_process(proc: mp.process.BaseProcess) -> None:
+    """SIGTERM, 20 s to finish, then SIGKILL."""
+    if proc.pid is not None and proc.is_alive():
+        os.kill(proc.pid, signal.SIGTERM)
+    proc.join(20)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
 
 
 class RoutingOnly(SwaggerValidator):
