@@ -28,7 +28,13 @@ from agents.rubric import repair_prompt as rubric_repair_prompt
 from fleetcore.bus.messages import CrisisLevel, Outcome, Reason, Result, Task
 from fleetcore.forge.client import GiteaClient, GiteaError, GiteaUnavailable, NotFound
 from fleetcore.forge.models import Comment, Issue
-from fleetcore.models.chain import ChainError, Completion, NoPrivateProvider, RequestRejected
+from fleetcore.models.chain import (
+    ChainError,
+    ChainExhausted,
+    Completion,
+    NoPrivateProvider,
+    RequestRejected,
+)
 from fleetcore.safety import Level, screen
 
 log = logging.getLogger("hermes.wolf")
@@ -62,6 +68,9 @@ class TaskOutcome:
     result: Result | None
     retry_after_s: float = 0.0
     reason: str = ""
+    # Set when the whole model chain failed: each provider's failure in a word (a status
+    # or a class, never the provider's text), for the wolf to tell the burn's room.
+    models_failing: dict[str, str] | None = None
 
 
 def assigned_label(wolf: str) -> str:
@@ -346,7 +355,10 @@ class Triager:
             return TaskOutcome(Disposition.TERM, self._result(task, Outcome.FAILED, why, str(exc)))
         except ChainError as exc:
             await self._release(task, claim_id)
-            return TaskOutcome(Disposition.RETRY, None, self.models_retry_s, str(exc))
+            brief = exc.brief if isinstance(exc, ChainExhausted) else {}
+            return TaskOutcome(
+                Disposition.RETRY, None, self.models_retry_s, str(exc), models_failing=brief
+            )
         if not check.ok:
             await self._release(task, claim_id)
             detail = "rubric: " + "; ".join(check.problems)

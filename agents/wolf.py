@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import BucketNotFoundError
@@ -49,6 +50,7 @@ from fleetcore.bus.messages import (
     utcnow,
 )
 from fleetcore.bus.registry import Heartbeat, Registry
+from fleetcore.bus.status import WolfStatus, publish_status, sign_status
 from fleetcore.bus.streams import fleet_jetstream, pull_tasks, tier_consumer_ready
 from fleetcore.bus.subjects import AGENTS_BUCKET, LIMITS_BUCKET, tier_consumer
 from fleetcore.forge.client import GiteaClient
@@ -137,6 +139,10 @@ class Wolf:
         # one that is not signed by the key the fleet registered for this wolf.
         self.signer = signer
         self._stop = asyncio.Event()
+        self._nc: Client | None = None
+        # When this wolf last told the bot, per burn, that its model chain fails: once per
+        # retry period is enough, however many tasks fail meanwhile.
+        self._stall_told: dict[str, float] = {}
 
     def record(self) -> AgentRecord:
         c = self.counts
@@ -209,6 +215,7 @@ class Wolf:
             inbox_prefix=agent_inbox_prefix(self.name),
             on_error=on_error,
         )
+        self._nc = nc
         js = fleet_jetstream(nc, self.bus)  # the hub's domain, from a leaf node
         if not await self._wait_for_bus(js):
             await nc.close()
@@ -292,6 +299,8 @@ class Wolf:
             except Exception as exc:  # a bug: let JetStream redeliver it, keep the wolf alive
                 log.exception("task_crashed", extra=fields(task=task.task_id))
                 outcome = TaskOutcome(Disposition.RETRY, None, 5.0, type(exc).__name__)
+            if outcome.models_failing is not None:
+                await self._tell_models_failing(task, outcome)
             try:
                 await self._settle(msg, task, outcome, js, keepalive)
             except Exception as exc:
@@ -303,6 +312,33 @@ class Wolf:
         finally:
             keepalive.cancel()
             self.counts.current.discard(task.task_id)
+
+    async def _tell_models_failing(self, task: Task, outcome: TaskOutcome) -> None:
+        """Tell the bot that every model provider failed, so the burn's room learns why
+        work stalls. At most once per retry period and burn; best effort: a status that
+        does not go out is sent at the next failure, and the task is retried regardless."""
+        now = time.monotonic()
+        last = self._stall_told.get(task.burn_id)
+        if last is not None and now - last < max(outcome.retry_after_s, 1.0):
+            return
+        nc = self._nc
+        if nc is None:
+            return
+        try:
+            status = WolfStatus.models_failing(
+                self.name, task.burn_id, outcome.models_failing or {}, outcome.retry_after_s
+            )
+            if self.signer is not None:
+                status = sign_status(status, self.signer)
+            await publish_status(nc, status)
+        except Exception as exc:  # reconnecting, or a malformed status: the work goes on
+            log.warning("status_not_sent", extra=fields(wolf=self.name, error=str(exc)))
+            return
+        self._stall_told[task.burn_id] = now
+        log.warning(
+            "models_failing",
+            extra=fields(wolf=self.name, burn=task.burn_id, providers=status.providers),
+        )
 
     async def _in_progress(self, msg: Msg) -> None:
         """Keep JetStream from redelivering a task we are still working on."""

@@ -16,13 +16,14 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from bot.burn.progress import BurnProgress, DigestClock, ResultLine
+from bot.burn.stall import Stall
 from bot.burn.store import BurnRow, BurnStore
 from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import connect
@@ -34,6 +35,7 @@ from fleetcore.bus.messages import (
     publish_task,
 )
 from fleetcore.bus.registry import Registry
+from fleetcore.bus.status import WolfStatus, check_status_signature
 from fleetcore.bus.streams import (
     ensure_streams,
     ensure_tier_consumer,
@@ -41,7 +43,7 @@ from fleetcore.bus.streams import (
     queue_depth,
     withdraw_burn,
 )
-from fleetcore.bus.subjects import result_sender
+from fleetcore.bus.subjects import STATUS_SUBJECTS, result_sender, status_sender
 from fleetcore.config.burn import BurnConfig
 from fleetcore.errors import FleetError
 from fleetcore.forge.client import GiteaClient
@@ -65,6 +67,11 @@ class _Live:
     last_edit: float = 0.0
     # What the last edit showed (results, stopped): the rate and ETA alone don't re-edit.
     edited: tuple[int, bool] | None = None
+    # Paused while every model provider fails: what the room was told, and is still to be.
+    stall: Stall = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stall = Stall(self.row.id)
 
 
 class BurnError(FleetError):
@@ -165,6 +172,8 @@ class BurnService:
             )
         await self._requeue_unfinished()
         sub = await pull_results(self.js)
+        # Wolves' statuses: core NATS, so a bot that was away hears the next one instead.
+        await self.nc.subscribe(STATUS_SUBJECTS, cb=self._on_status)
         self._tasks = [
             asyncio.create_task(self._read_results(sub), name="burn-results"),
             asyncio.create_task(self._report_loop(), name="burn-report"),
@@ -409,6 +418,8 @@ class BurnService:
         fresh = self.store.add_result(result.burn_id, line)
         if fresh:
             live.progress.add(line)
+            if live.stall.on_result(result):
+                log.info("burn_resumed", extra=fields(burn=result.burn_id, wolf=result.wolf))
             if result.is_crisis:
                 await self._alert(
                     f"Issue #{result.issue_number} in {result.repo} may be about someone's "
@@ -422,6 +433,30 @@ class BurnService:
             await msg.ack()
             return
         self._held.setdefault((result.burn_id, result.issue_number), []).append(msg)
+
+    async def _on_status(self, msg: Msg) -> None:
+        """A wolf's state (fleetcore/bus/status.py): a pause to tell the burn's room of."""
+        try:
+            status = WolfStatus.from_bytes(msg.data)
+        except BadMessage as exc:
+            log.error("bad_status", extra=fields(error=str(exc)))
+            return
+        if status_sender(msg.subject) != status.wolf:
+            log.error("status_forged", extra=fields(subject=msg.subject, wolf=status.wolf))
+            return
+        problem = check_status_signature(msg.data, self._npub_of(status.wolf))
+        if problem is not None:
+            log.error("status_refused", extra=fields(wolf=status.wolf, problem=problem))
+            return
+        live = self._live.get(status.burn_id)
+        if live is None or live.progress.complete:
+            return
+        if live.stall.on_status(status):
+            log.warning(
+                "burn_paused",
+                extra=fields(burn=status.burn_id, wolf=status.wolf, providers=status.providers),
+            )
+            self._wake.set()
 
     async def _report_loop(self) -> None:
         while not self._closing:
@@ -443,6 +478,13 @@ class BurnService:
                 return
             self.store.digest_sent(txn)
         await self._ack_digested(burn_id)
+        # A pause's notices, before the digest that reports the result which ended it.
+        stall = live.stall
+        while stall.pending:
+            txn, text = stall.pending[0]
+            if await self._send(row.room, text, txn) is None:
+                return
+            stall.pending.pop(0)
         final = p.complete
         if live.clock.due(now, bool(p.undigested), final):
             issues = [r.issue_number for r in p.undigested]

@@ -7,7 +7,8 @@ subject by subject:
 - pull from its tier's durable, which the bot created (`CONSUMER.MSG.NEXT`), look it up
   (`CONSUMER.INFO`) and ack, nak or extend what it was given (`$JS.ACK.<stream>.<durable>`);
 - publish results only under its own name (`fleet.results.*.<name>`), so the bot can
-  tell who reported what, and its heartbeat only to its own registry key;
+  tell who reported what, its status (`fleet.status.<name>`: "every model provider is
+  failing") likewise, and its heartbeat only to its own registry key;
 - read the registry (is a claimant alive?) and the fleet's comment counter;
 - receive replies only on its own inbox prefix (`_INBOX_<name>.>`): another agent's
   replies, which carry tasks, never reach it.
@@ -38,6 +39,7 @@ from fleetcore.bus.subjects import (
     TASKS_STREAM,
     agent_key,
     check_token,
+    status_subject,
     tier_consumer,
 )
 from fleetcore.identity.nkey import is_user_public
@@ -107,6 +109,7 @@ def agent_permissions(agent: AgentUser) -> Permissions:
         f"{JS_API}.CONSUMER.INFO.{TASKS_STREAM}.{durable}",
         f"$JS.ACK.{TASKS_STREAM}.{durable}.>",
         f"{RESULTS_PREFIX}.*.{agent.name}",
+        status_subject(agent.name),
         kv_subject(AGENTS_BUCKET, agent.name),
         *_read_bucket(AGENTS_BUCKET),
         kv_subject(LIMITS_BUCKET),

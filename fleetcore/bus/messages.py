@@ -28,7 +28,7 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Self, TypeVar
 
 import nats.errors
 from nats.js.api import PubAck
@@ -353,30 +353,46 @@ class Result(_Message):
 RESULT_SIG_DOMAIN = b"hermes-fleet result signature v1\n"
 
 
-def result_digest(wire_fields: Mapping[str, Any]) -> bytes:
-    """The 32 bytes a wolf signs: SHA-256 over the domain tag and the result's canonical JSON.
+def wire_digest(wire_fields: Mapping[str, Any], domain: bytes) -> bytes:
+    """The 32 bytes a wolf signs: SHA-256 over the domain tag and the message's canonical JSON.
 
     Canonical: every field as it travels on the wire except `sig`, keys sorted, no spaces,
-    UTF-8. It is computed from the wire's fields, not from a decoded `Result`, so a field a
+    UTF-8. It is computed from the wire's fields, not from a decoded message, so a field a
     newer wolf adds is signed too and an older bot still checks the signature over it.
+    Each kind of message has its own `domain`: a signed result never passes for another kind.
     """
     body = {k: v for k, v in wire_fields.items() if k != "sig"}
     canonical = json.dumps(
         body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )
-    return hashlib.sha256(RESULT_SIG_DOMAIN + canonical.encode()).digest()
+    return hashlib.sha256(domain + canonical.encode()).digest()
+
+
+M = TypeVar("M", bound=_Message)
+
+
+def result_digest(wire_fields: Mapping[str, Any]) -> bytes:
+    """What a wolf signs for a result (`wire_digest` in the results' domain)."""
+    return wire_digest(wire_fields, RESULT_SIG_DOMAIN)
+
+
+def sign_wire(message: M, key: NostrKey, domain: bytes) -> M:
+    """`message` carrying `key`'s npub and a Schnorr signature over all its other fields;
+    the message has `npub` and `sig` fields."""
+    unsigned = message.model_copy(update={"npub": key.npub, "sig": None})
+    wire = json.loads(unsigned.to_bytes())
+    sig = key.sign_schnorr(wire_digest(wire, domain)).hex()
+    return unsigned.model_copy(update={"sig": sig})
 
 
 def sign_result(result: Result, key: NostrKey) -> Result:
     """`result` carrying `key`'s npub and a Schnorr signature over all its other fields."""
-    unsigned = result.model_copy(update={"npub": key.npub, "sig": None})
-    wire = json.loads(unsigned.to_bytes())
-    sig = key.sign_schnorr(result_digest(wire)).hex()
-    return unsigned.model_copy(update={"sig": sig})
+    return sign_wire(result, key, RESULT_SIG_DOMAIN)
 
 
-def check_result_signature(data: bytes, npub: str | None) -> str | None:
-    """Why the wire result `data` is not signed by `npub`, in a few words; None if it is.
+def check_wire_signature(data: bytes, npub: str | None, domain: bytes) -> str | None:
+    """Why the wire message `data` is not signed by `npub` in `domain`, in a few words;
+    None if it is.
 
     `npub` is the agent's key as the fleet's registry knows it (None: an unknown agent).
     The key the message names must be that one: a message cannot vouch for itself.
@@ -401,9 +417,14 @@ def check_result_signature(data: bytes, npub: str | None) -> str | None:
         raw = bytes.fromhex(sig)
     except (NostrError, ValueError):
         return "malformed signature"
-    if not schnorr_verify(pubkey, result_digest(wire), raw):
+    if not schnorr_verify(pubkey, wire_digest(wire, domain), raw):
         return "bad signature"
     return None
+
+
+def check_result_signature(data: bytes, npub: str | None) -> str | None:
+    """Why the wire result `data` is not signed by `npub`; None if it is."""
+    return check_wire_signature(data, npub, RESULT_SIG_DOMAIN)
 
 
 class AgentRecord(_Message):

@@ -23,6 +23,10 @@ BOT_RESULTS_CONSUMER = "bot-results"
 
 WOLF_CONSUMER_PREFIX = "wolves-"
 
+# What a wolf tells the bot about its state (core NATS, no stream): `fleet.status.<wolf>`.
+STATUS_PREFIX = "fleet.status"
+STATUS_SUBJECTS = f"{STATUS_PREFIX}.*"
+
 AGENTS_BUCKET = "fleet_agents"
 # Fleet-wide counters (comments posted per hour), shared by every wolf.
 LIMITS_BUCKET = "fleet_limits"
@@ -91,6 +95,21 @@ def result_sender(subject: str) -> str | None:
     if tokens[: len(prefix)] != prefix or len(tokens) != len(prefix) + 2:
         return None
     return tokens[-1]
+
+
+def status_subject(wolf: str) -> str:
+    """Where a wolf's status goes: under its own name, which only its NATS user may
+    publish to, so (as for results) the subject proves who sent it."""
+    return f"{STATUS_PREFIX}.{check_token(wolf, 'wolf')}"
+
+
+def status_sender(subject: str) -> str | None:
+    """The wolf a status subject names, or None if it is not a status subject."""
+    prefix = STATUS_PREFIX + "."
+    wolf = subject.removeprefix(prefix)
+    if wolf == subject or not wolf or "." in wolf:
+        return None
+    return wolf
 
 
 AGENT_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -61,8 +61,13 @@ class ChainError(RuntimeError):
 
 
 class ChainExhausted(ChainError):
-    def __init__(self, last_errors: dict[str, str]) -> None:
+    """Every provider failed. `brief` says how in a word each, for a chat room: the HTTP
+    status or the failure's class (`503`, `timeout`), never the provider's own text, which
+    can quote part of an API key ("Incorrect API key provided: sk-...")."""
+
+    def __init__(self, last_errors: dict[str, str], brief: dict[str, str] | None = None) -> None:
         self.last_errors = dict(last_errors)
+        self.brief = dict(brief or {})
         listed = "; ".join(f"{name}: {err}" for name, err in last_errors.items())
         super().__init__(f"no model provider could answer ({listed})")
 
@@ -151,7 +156,7 @@ class FallbackChain:
                 errors = self._errors(candidates)
                 if not any(p.cfg.context_tokens >= need for p in candidates):
                     errors["context"] = f"none >= {need}"
-                raise ChainExhausted(errors)
+                raise ChainExhausted(errors, self._brief(candidates))
             tried = context_bumped = False
             for p in usable:
                 if self._cooldowns.is_cooling(p.name):
@@ -171,12 +176,12 @@ class FallbackChain:
             if tried:
                 failed_rounds += 1
                 if failed_rounds >= 2:  # every usable provider had its chance, twice
-                    raise ChainExhausted(self._errors(candidates))
+                    raise self._exhausted(candidates)
             waiting = [p.name for p in usable if p.name not in refused]
             wait = self._cooldowns.earliest_ready(waiting) or 0.0
             if wait > 0:
                 if self.clock() + wait > deadline:
-                    raise ChainExhausted(self._errors(candidates))
+                    raise self._exhausted(candidates)
                 await self.sleep(wait)
 
     def _answered(self, p: Provider, text: str, t0: float, attempts: list[str]) -> Completion:
@@ -263,6 +268,16 @@ class FallbackChain:
                 err += f" (cooling down {self._cooldowns.remaining(p.name):.0f}s)"
             out[p.name] = err
         return out
+
+    def _brief(self, providers: list[Provider]) -> dict[str, str]:
+        out = {}
+        for p in providers:
+            d = self._last_decision.get(p.name)
+            out[p.name] = "no_answer" if d is None else str(d.status or d.kind.value)
+        return out
+
+    def _exhausted(self, providers: list[Provider]) -> ChainExhausted:
+        return ChainExhausted(self._errors(providers), self._brief(providers))
 
     def last_failure(self, name: str) -> Decision | None:
         """How the provider's last failed request was classified (None: none failed yet)."""

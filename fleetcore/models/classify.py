@@ -108,6 +108,9 @@ class Decision:
     reason: str
     # What a person reads in `!status` ("out of credit", "monthly spend limit reached").
     words: str = ""
+    # The HTTP status the provider answered, if it answered: a bare number, safe to show in
+    # a room, where `reason` (which may quote the provider's body) is not.
+    status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -333,7 +336,8 @@ def classify(
     if status == 429 and wait is None:
         wait = rate_limit_reset_s(failure.headers, now_epoch)
     base = _base(info, status, said, wait, short, bad_key_cooldown_s, billing_cooldown_s)
-    return _should_retry(base, failure.headers, wait, attempt, short)
+    decided = _should_retry(base, failure.headers, wait, attempt, short)
+    return replace(decided, status=status or None)
 
 
 def _billing_words(status: int, info: ErrorInfo, wait: float | None) -> str | None:

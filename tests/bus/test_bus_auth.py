@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.client import JetStreamContext
 
@@ -34,6 +35,7 @@ from fleetcore.bus.messages import (
     utcnow,
 )
 from fleetcore.bus.registry import Registry
+from fleetcore.bus.status import WolfStatus, publish_status
 from fleetcore.bus.streams import (
     ensure_streams,
     pull_results,
@@ -44,8 +46,10 @@ from fleetcore.bus.streams import (
 from fleetcore.bus.subjects import (
     AGENTS_BUCKET,
     RESULTS_STREAM,
+    STATUS_SUBJECTS,
     TASKS_STREAM,
     result_subject,
+    status_subject,
     task_subject,
     tier_consumer,
 )
@@ -246,7 +250,40 @@ async def test_can_count_the_fleet_comment_budget(
     assert errors.violations() == []
 
 
+async def test_can_tell_its_own_status_to_the_bot(
+    bus: AuthBus, alice: tuple[Client, ServerErrors]
+) -> None:
+    nc, errors = alice
+    heard: asyncio.Queue[tuple[str, WolfStatus]] = asyncio.Queue()
+
+    async def on_status(msg: Msg) -> None:
+        heard.put_nowait((msg.subject, WolfStatus.from_bytes(msg.data)))
+
+    await bus.bot.subscribe(STATUS_SUBJECTS, cb=on_status)
+    await bus.bot.flush()
+    await publish_status(nc, WolfStatus.models_failing("alice", "b1", {"openai": "503"}, 30))
+    subject, status = await asyncio.wait_for(heard.get(), 10)
+    assert subject == status_subject("alice") == "fleet.status.alice"
+    assert status.providers == {"openai": "503"} and status.wolf == "alice"
+    assert errors.violations() == []
+
+
 # -- what an agent cannot do ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("subject", ["fleet.status.bob", "fleet.status.alice.x", "fleet.status"])
+async def test_cannot_tell_a_status_but_its_own(
+    bus: AuthBus, alice: tuple[Client, ServerErrors], subject: str
+) -> None:
+    nc, errors = alice
+    await nc.publish(subject, b"{}")
+    await errors.violation("publish", subject)
+
+
+async def test_cannot_read_other_agents_statuses(alice: tuple[Client, ServerErrors]) -> None:
+    nc, errors = alice
+    await nc.subscribe(STATUS_SUBJECTS)
+    await errors.violation("subscription", STATUS_SUBJECTS)
 
 
 async def test_cannot_publish_into_the_task_stream(

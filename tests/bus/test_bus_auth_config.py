@@ -33,6 +33,7 @@ def test_an_agent_may_publish_exactly_what_its_work_needs() -> None:
         "$JS.API.CONSUMER.INFO.FLEET_TASKS.wolves-fast",
         "$JS.ACK.FLEET_TASKS.wolves-fast.>",
         "fleet.results.*.alice",
+        "fleet.status.alice",
         "$KV.fleet_agents.alice",
         "$JS.API.STREAM.INFO.KV_fleet_agents",
         "$JS.API.STREAM.MSG.GET.KV_fleet_agents",

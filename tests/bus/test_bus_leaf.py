@@ -4,6 +4,7 @@ link carries no more than that wolf's rights."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import nats.errors
 import pytest
+from nats.aio.msg import Msg
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
 from fleet.local.nats import NatsServer, ensure_nkey_seed
@@ -20,6 +22,7 @@ from fleetcore.bus.connect import BusAuthError, connect
 from fleetcore.bus.leaf import HUB_DOMAIN, LeafLink, LeafTLS, hub_config, leaf_config
 from fleetcore.bus.messages import Outcome, Reason, Result, Task, publish_result, publish_task
 from fleetcore.bus.pki import FleetCA
+from fleetcore.bus.status import WolfStatus, publish_status
 from fleetcore.bus.streams import (
     ensure_streams,
     fleet_jetstream,
@@ -27,7 +30,7 @@ from fleetcore.bus.streams import (
     pull_tasks,
     tier_consumer_ready,
 )
-from fleetcore.bus.subjects import AGENTS_BUCKET, TASKS_STREAM, tier_filter
+from fleetcore.bus.subjects import AGENTS_BUCKET, STATUS_SUBJECTS, TASKS_STREAM, tier_filter
 from fleetcore.proc import free_port
 
 WOLF = "wolf-remote"
@@ -114,6 +117,12 @@ async def test_a_wolf_on_a_leaf_pulls_from_the_hub_and_its_result_reaches_the_bo
     wolf = await connect(
         wolf_cfg, WOLF, first_connect_timeout_s=10, inbox_prefix=agent_inbox_prefix(WOLF)
     )
+    statuses: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def on_status(msg: Msg) -> None:
+        statuses.put_nowait(msg.data)
+
+    await bot.subscribe(STATUS_SUBJECTS, cb=on_status)
     try:
         bot_js = bot.jetstream()
         await ensure_streams(bot_js, bot_cfg, tiers=[TIER])
@@ -146,6 +155,11 @@ async def test_a_wolf_on_a_leaf_pulls_from_the_hub_and_its_result_reaches_the_bo
         assert entry.value == b"alive"
         info = await bot_js.stream_info(TASKS_STREAM, subjects_filter=tier_filter(TIER))
         assert not info.state.subjects  # the ack crossed the link: the task is gone
+        # And its status ("every model provider is failing"), on core NATS: the bot's
+        # `fleet.status.*` is wider than the link's right, and the hub still offers it.
+        await publish_status(wolf, WolfStatus.models_failing(WOLF, "leaf1", {"a": "503"}, 30))
+        heard_status = WolfStatus.from_bytes(await asyncio.wait_for(statuses.get(), 10))
+        assert (heard_status.wolf, heard_status.providers) == (WOLF, {"a": "503"})
     finally:
         await wolf.close()
         await bot.close()

@@ -6,6 +6,10 @@ provider has refused a given number of requests, then ends, in place of a wall-c
 finishes with every issue triaged once. One longer than the budget (the provider never
 comes back; `max_deliver` is 2 to keep the test short): every task ends failed, not
 done, with no comment on the forge, and the room's digests say why.
+
+Either way the room is told why work stalls while it waits: one "paused" notice naming
+each provider's failure (never its error text), however many wolves and retries fail,
+and one "resumed" notice when a model answers again.
 """
 
 from __future__ import annotations
@@ -32,6 +36,18 @@ def refused(rig: BurnRig) -> int:
     return sum(1 for code, _ in rig.model.answers if code == 503)
 
 
+def notices(rig: BurnRig, word: str) -> list[str]:
+    return [text for _, text in rig.room.messages if text.startswith("Burn ") and word in text]
+
+
+def assert_paused_once(rig: BurnRig, burn_id: str) -> None:
+    paused = notices(rig, " paused: ")
+    assert paused == [
+        f"Burn {burn_id} paused: every model provider is failing (fake: 503); "
+        "retrying every 2 s. No task is lost or marked done meanwhile."
+    ], paused
+
+
 def assert_nothing_done_without_its_comment(rig: BurnRig, burn_id: str) -> None:
     """What the bot holds as done has its comment on the forge, and no issue without
     one is labelled triaged: the outage marked nothing done."""
@@ -56,9 +72,19 @@ async def test_providers_down_mid_burn_then_back_lose_and_double_nothing(rig: Bu
     )
     rig.model.behave(status(503))
     await rig.wait_until(lambda: refused(rig) >= WOLVES, timeout=60)
+    # Every wolf's chain fails, each task's retries too: the room hears it once.
+    await rig.wait_until(lambda: notices(rig, " paused: "), timeout=60)
+    await rig.wait_until(lambda: refused(rig) >= 4 * WOLVES, timeout=60)
+    assert_paused_once(rig, burn_id)
+    assert notices(rig, " resumed: ") == []
     assert_nothing_done_without_its_comment(rig, burn_id)
     rig.model.behave(ok(triage_reply))
     await rig.wait_finished(burn_id, timeout=240)
+    assert_paused_once(rig, burn_id)
+    resumed = notices(rig, " resumed: ")
+    assert resumed == [f"Burn {burn_id} resumed: model provider fake answers again."], resumed
+    texts = [text for _, text in rig.room.messages]
+    assert texts.index(*notices(rig, " paused: ")) < texts.index(*resumed)
 
     assert rig.service is not None
     progress = rig.service.store.progress(burn_id)
@@ -107,4 +133,6 @@ async def test_providers_down_for_good_fail_every_task_and_the_room_says_why(
         assert all("failed: gave up after 2 tries: no model provider" in ln for ln in why), why
         final = rig.room.current(rig.room.messages[0][0])
         assert f"failed {issues}" in final, final
+        assert_paused_once(rig, burn_id)
+        assert notices(rig, " resumed: ") == []
         print(f"providers down for good: {refused(rig)} refused; room: {why[0]}")

@@ -156,6 +156,24 @@ async def test_all_down_is_one_clear_error_listing_each(trio, monkeypatch) -> No
     )
 
 
+async def test_all_down_has_a_brief_for_a_room_without_the_providers_words(
+    trio, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("FAKE_KEY", "k")
+    a, b, _ = trio
+    # OpenAI's own 401 quotes part of the key it refused: the long error may say it, the
+    # brief (what a room is told) must not.
+    leaked = "Incorrect API key provided: sk-proj-abcd****wxyz"
+    a.behave(fakes.status(401, {"error": {"message": leaked, "code": "invalid_api_key"}}))
+    b.behave(fakes.status(503))
+    ch = chain(prov("a", a), prov("b", b), prov("dead"))
+    with pytest.raises(ChainExhausted) as info:
+        await ch.complete(ASK, deadline_s=1)
+    await ch.aclose()
+    assert info.value.brief == {"a": "401", "b": "503", "dead": "down"}
+    assert "sk-proj" in str(info.value)  # the operator's log keeps the detail
+
+
 async def test_waits_for_the_earliest_provider_within_the_deadline(trio, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("FAKE_KEY", "k")
     a, _, _ = trio
