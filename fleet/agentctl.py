@@ -90,6 +90,7 @@ async def nats_grant(state_dir: Path, agent: AgentUser) -> str | None:
     directory) is told what to add by hand.
     """
     from fleet.local.busauth import add_agent
+    from fleet.local.nats import ReloadError
 
     path = _users_file(state_dir)
     if not path.exists():
@@ -100,15 +101,19 @@ async def nats_grant(state_dir: Path, agent: AgentUser) -> str | None:
     users = BusUsers.from_json(path.read_text())
     if agent in users.agents:
         return None
-    reloaded = await add_agent(state_dir, agent)
+    try:
+        reloaded = await add_agent(state_dir, agent)
+    except ReloadError as exc:
+        raise AgentError(str(exc)) from None
     return f"NATS user {agent.nkey} added" + (
-        " (nats-server reloaded)" if reloaded else " (read at the next start)"
+        f" ({_servers(reloaded)} reloaded)" if reloaded else " (read at the next start)"
     )
 
 
 async def nats_revoke(state_dir: Path, name: str) -> str | None:
     """Take the agent's NKey user off the bus; a running server closes its connection."""
     from fleet.local.busauth import remove_agent
+    from fleet.local.nats import ReloadError
 
     path = _users_file(state_dir)
     if not path.exists():
@@ -116,10 +121,17 @@ async def nats_revoke(state_dir: Path, name: str) -> str | None:
     users = BusUsers.from_json(path.read_text())
     if not any(a.name == name for a in users.agents):
         return None
-    reloaded = await remove_agent(state_dir, name)
+    try:
+        reloaded = await remove_agent(state_dir, name)
+    except ReloadError as exc:  # saved, and reloaded wherever it could be: say where not
+        raise AgentError(str(exc)) from None
     return "NATS user removed" + (
-        " (nats-server reloaded: its connection is refused)" if reloaded else ""
+        f" ({_servers(reloaded)} reloaded: its connections are refused)" if reloaded else ""
     )
+
+
+def _servers(n: int) -> str:
+    return "nats-server" if n == 1 else f"{n} nats-servers"
 
 
 # -- Gitea ------------------------------------------------------------------------------

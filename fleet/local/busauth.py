@@ -9,7 +9,10 @@ task and result, or post as a wolf. The users live in the state directory:
   from which `nats/server.conf` is generated (never edited by hand).
 
 Adding or removing an agent rewrites both and reloads a running server at once: a removed
-agent's live connection is closed and it cannot connect again.
+agent's live connection is closed and it cannot connect again. With `fleet up
+--nats-cluster N` every node has its own config file (fleet/local/cluster.py) and
+authorizes its own clients: each is rewritten and reloaded, or a removed agent would
+still get on through a node that kept the old users.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fleet.local.nats import ensure_nkey_seed, reload_server, with_jetstream
+from fleet.local.cluster import node_dirs, with_users
+from fleet.local.nats import ReloadError, ensure_nkey_seed, reload_server, with_jetstream
 from fleetcore.bus.auth import AgentUser, BusUsers, server_config
 from fleetcore.config.burn import BurnConfig
 from fleetcore.proc import PIDFILE, recorded_process
@@ -71,27 +75,48 @@ def local_users(state_dir: Path) -> BusUsers:
     return users
 
 
-async def _apply(state_dir: Path, users: BusUsers) -> bool:
-    """Save `users`; True if a running nats-server reloaded them, False if none runs
-    (the next `fleet up` reads them)."""
+async def _apply(state_dir: Path, users: BusUsers) -> int:
+    """Save `users`; returns how many running nats-servers reloaded them (0: none runs,
+    the next `fleet up` reads them).
+
+    Every node of a local cluster is reloaded, not just one: a node that failed to reload
+    does not stop the others, and is named in the `ReloadError` raised after them all.
+    """
     write_private(state_dir / USERS_FILE, users.to_json())
+    users_config = server_config(users)
     nats_dir = _nats_dir(state_dir)
-    config = with_jetstream(server_config(users), nats_dir)
-    pid = recorded_process(nats_dir / PIDFILE)
-    if pid is None:
-        write_private(nats_dir / "server.conf", config)
-        return False
-    await reload_server(pid, nats_dir / "server.conf", config, nats_dir / "nats.log")
-    return True
+    servers = [(nats_dir, with_jetstream(users_config, nats_dir))]
+    for node in node_dirs(state_dir):
+        try:
+            current = (node / "server.conf").read_text()
+        except FileNotFoundError:
+            continue  # never started: `fleet up` writes it from the users file
+        servers.append((node, with_users(current, users_config)))
+    reloaded = 0
+    failed: list[str] = []
+    for data_dir, config in servers:
+        pid = recorded_process(data_dir / PIDFILE)
+        if pid is None:
+            write_private(data_dir / "server.conf", config)
+            continue
+        try:
+            await reload_server(pid, data_dir / "server.conf", config, data_dir / "nats.log")
+        except ReloadError as exc:
+            failed.append(f"{data_dir.name}: {exc}")
+            continue
+        reloaded += 1
+    if failed:
+        raise ReloadError("nats-server did not take the new users:\n" + "\n".join(failed))
+    return reloaded
 
 
-async def add_agent(state_dir: Path, agent: AgentUser) -> bool:
+async def add_agent(state_dir: Path, agent: AgentUser) -> int:
     """Let `agent` on the bus with an agent's rights (replacing one of the same name)."""
     users = BusUsers.from_json((state_dir / USERS_FILE).read_text())
     return await _apply(state_dir, users.with_agent(agent))
 
 
-async def remove_agent(state_dir: Path, name: str) -> bool:
+async def remove_agent(state_dir: Path, name: str) -> int:
     """Take `name` off the bus: a running server closes its connections at once."""
     users = BusUsers.from_json((state_dir / USERS_FILE).read_text())
     return await _apply(state_dir, users.without_agent(name))

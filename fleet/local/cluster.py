@@ -40,6 +40,9 @@ from fleetcore.proc import ServerStartError, free_port, log_tail
 
 CLUSTER_NAME = "fleet"
 ROUTE_PORT_TAKEN = "Error listening on router port"
+# Where a node's own part of its config file begins: the users above it are the fleet's
+# (the same on every node), what follows is the node's (name, routes, route password).
+NODE_MARKER = "# A node of the fleet's local JetStream cluster (fleet/local/cluster.py)."
 
 
 class NatsCluster:
@@ -97,7 +100,7 @@ class NatsCluster:
         }
         parts = [
             self.config or "",
-            "# A node of the fleet's local JetStream cluster (fleet/local/cluster.py).",
+            NODE_MARKER,
             f"server_name: {json.dumps(self.node_name(i))}",
             'http: "127.0.0.1:-1"',
             "cluster: " + json.dumps(cluster, indent=2),
@@ -201,6 +204,19 @@ class NatsCluster:
 
     def node_index(self, server_name: str) -> int:
         return next(i for i in range(self.size) if self.node_name(i) == server_name)
+
+
+def with_users(node_config: str, users_config: str) -> str:
+    """A node's config file text with the fleet's users replaced by `users_config`.
+
+    For `fleet agent add/remove`, another process than the one that started the cluster:
+    the node's own part (its routes and the route password, which lives nowhere else) is
+    kept as the file has it.
+    """
+    at = node_config.find(NODE_MARKER)
+    if at < 0:
+        raise ValueError("not a fleet cluster node's configuration (no node marker)")
+    return f"{users_config}\n{node_config[at:]}"
 
 
 def _monitoring_port(node: NatsServer) -> int | None:

@@ -20,6 +20,7 @@ from fleet.local.busauth import (
     local_users,
     remove_agent,
 )
+from fleet.local.cluster import NatsCluster, local_cluster
 from fleet.local.nats import NatsServer, ensure_nkey_seed
 from fleetcore.bus.auth import AgentUser, agent_inbox_prefix, server_config
 from fleetcore.bus.config import BusConfig
@@ -37,6 +38,19 @@ async def local(tmp_path: Path) -> AsyncIterator[tuple[Path, NatsServer]]:
         yield state, server
     finally:
         await server.stop()
+
+
+@pytest.fixture
+async def local_cluster_of_3(tmp_path: Path) -> AsyncIterator[tuple[Path, NatsCluster]]:
+    """`fleet up --nats-cluster 3`'s nats-servers: each node with its own config file."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    cluster = local_cluster(state, 3, server_config(local_users(state)), {})
+    await cluster.start()
+    try:
+        yield state, cluster
+    finally:
+        await cluster.stop()
 
 
 def _cfg(server: NatsServer, seed: Path | None) -> BusConfig:
@@ -131,3 +145,44 @@ async def test_an_agent_added_live_can_connect_and_removed_live_is_cut_off(
     with pytest.raises(BusAuthError, match="rejected wolf-wolf-2"):
         await connect(_cfg(server, seed), "wolf-wolf-2")
     assert [a.name for a in local_users(state).agents] == [LOCAL_WOLF]
+
+
+async def test_in_a_cluster_every_node_lets_an_added_agent_on_and_a_removed_one_off(
+    local_cluster_of_3: tuple[Path, NatsCluster], tmp_path: Path
+) -> None:
+    state, cluster = local_cluster_of_3
+    seed = tmp_path / "elsewhere" / "nkey.seed"
+    agent = AgentUser("wolf-2", ensure_nkey_seed(seed), "wolves")
+    for node in cluster.nodes:
+        with pytest.raises(BusAuthError):
+            await connect(_cfg(node, seed), "wolf-wolf-2")
+
+    assert await add_agent(state, agent) == 3  # every node reloaded, not one
+    errors: list[Exception] = []
+    changed = asyncio.Event()
+    live = [await _agent(node, "wolf-2", seed, errors, changed) for node in cluster.nodes]
+    try:
+        for nc in live:
+            await nc.flush(timeout=5)
+        assert await remove_agent(state, "wolf-2") == 3
+        # Each node drops its own connection of the agent's...
+        await wait_until(
+            lambda: not any(nc.is_connected for nc in live),
+            changed=changed,
+            timeout=15,
+            what="wolf-2 cut off from every node",
+        )
+    finally:
+        for nc in live:
+            await nc.close()
+    # ... and refuses it a new one; the cluster still routes for the others.
+    for node in cluster.nodes:
+        with pytest.raises(BusAuthError, match="rejected wolf-wolf-2"):
+            await connect(_cfg(node, seed), "wolf-wolf-2")
+    bot = await connect(
+        _cfg(cluster.nodes[2], bot_seed_path(state)), "bot", first_connect_timeout_s=10
+    )
+    try:
+        assert (await bot.jetstream().account_info()).streams == 0
+    finally:
+        await bot.close()
