@@ -5,16 +5,18 @@ The fleet is `fleet up`'s (fleet/local/up.py: Synapse, nats-server with NKey aut
 sandbox Gitea, the provisioned wolf-1 on the sandbox model), in a temporary state
 directory. The bot runs alone in a child process, so its resident memory is its own; it
 hands over what it measures itself (`bot.processing_s`: event handed to the pipeline ->
-reply sent, and `bot.loop_lag_s`, its event loop's lag) when asked. Here, operator clients
-(nio, end-to-end encrypted, several accounts and devices) own `--rooms` rooms and send
-`--rate` commands per second across them, round robin, for `--minutes`. Every
-`--burn-every` seconds the first operator files issues with `!issue` in the project room
-and runs `!burn`; wolf-1 triages them.
+reply sent, and `bot.loop_lag_s`, its event loop's lag) when asked. Here, `--operators`
+operator accounts (nio clients, end-to-end encrypted) own `--rooms` rooms and send `--rate`
+commands per second across them, round robin, for `--minutes`; each device sends one
+message at a time. Every `--burn-every` seconds the fleet's own operator, on a device of
+its own, files issues with `!issue` in the project room and runs `!burn`; wolf-1 triages.
 
 A command counts as answered when its reply arrives (the bot replies to each); lost when
-none has arrived `--drain` seconds after the last send. Prints progress every 30 s, then
-the table: messages sent, answered, lost, bot processing p50/p99, bot RSS at start and end,
-loop lag p99, burns started/finished, and the load average beside them.
+none has arrived `--drain` seconds after the load ends. Prints progress every 30 s, then
+the table: messages sent, answered, lost, how far the senders fell behind their schedule,
+bot processing p50/p99, bot RSS at start and end, loop lag p99, burns started/finished,
+and the load average beside them (the operators share the machine with the fleet: on a
+busy one they fall behind, and the send delay says so).
 
     .venv/bin/python bench/soak.py [--minutes 10] [--rooms 50] [--rate 2]
                                    [--burn-every 60] [--operators 5] [--drain 60]
@@ -37,7 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # fleettest (burn.py)
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other benches' helpers
 
-from burn import cpu_s, quiet_shutdown
+from burn import cpu_s, machine_busy_s, quiet_shutdown
 from roundtrip import pct, rss_mb
 
 from agents.wolf import build_wolf
@@ -48,6 +50,7 @@ from fleet.local.up import SANDBOX_REPO, LocalFleet
 from fleet.sandbox.model import MODEL_ID, SandboxModel
 from fleetcore import log
 from fleetcore.config import load_config
+from fleetcore.proc import recorded_process
 
 BOT_SCRIPT = Path(__file__).resolve().with_name("soak_bot.py")
 PROGRESS_EVERY_S = 30.0
@@ -136,7 +139,8 @@ class Sent:
     command: str
     expect: str
     room_id: str
-    at: float
+    slot: float  # when it was due (perf_counter)
+    at: float  # when the homeserver had accepted it
 
 
 @dataclass
@@ -153,7 +157,6 @@ class Ledger:
     sent: dict[str, Sent] = field(default_factory=dict)
     replies: dict[str, Seen] = field(default_factory=dict)
     send_failures: list[str] = field(default_factory=list)
-    late_sends: int = 0  # sent more than a second after its slot (the sender fell behind)
 
     def index(self, op: Operator) -> None:
         seen = op.client.seen
@@ -179,14 +182,21 @@ class Ledger:
             if s.event_id in self.replies and not self.replies[s.event_id].body.startswith(s.expect)
         ]
 
+    def send_delays(self) -> list[float]:
+        """Slot -> accepted, per command: how far the operators fell behind their schedule."""
+        return [s.at - s.slot for s in self.sent.values()]
+
     async def send(self, op: Operator, room_id: str, command: str, expect: str) -> str | None:
+        slot = time.perf_counter()
         async with op.lock:
             try:
                 event_id = await op.client.send_text(room_id, command)
             except Exception as exc:  # counted and shown, never fatal to the soak
                 self.send_failures.append(f"{command} in {room_id}: {type(exc).__name__}: {exc}")
                 return None
-            self.sent[event_id] = Sent(event_id, command, expect, room_id, time.perf_counter())
+            self.sent[event_id] = Sent(
+                event_id, command, expect, room_id, slot, time.perf_counter()
+            )
             return event_id
 
     async def wait_answered(self, op: Operator, room_ids: set[str], timeout: float) -> None:
@@ -205,12 +215,13 @@ class Burns:
     started: int = 0
     finished: int = 0
     refused: list[str] = field(default_factory=list)
-    durations: list[float] = field(default_factory=list)
+    durations: list[float] = field(default_factory=list)  # !burn -> "Burn finished"
+    late: list[float] = field(default_factory=list)  # due -> its progress message
     waiting: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 async def burn_cycle(
-    n: int, op: Operator, room: str, bot_user: str, ledger: Ledger, burns: Burns
+    n: int, due: float, op: Operator, room: str, bot_user: str, ledger: Ledger, burns: Burns
 ) -> None:
     """File a few issues, `!burn`, then (in a task of its own) wait for it to finish."""
     client = op.client
@@ -241,6 +252,7 @@ async def burn_cycle(
         burns.refused.append(first.body.splitlines()[0])
         return
     burns.started += 1
+    burns.late.append(first.received_at - due)
 
     def finished() -> bool:
         return any(
@@ -293,10 +305,12 @@ async def setup_rooms(ops: list[Operator], rooms: int, bot_user: str) -> list[tu
     return [out[n] for n in range(rooms)]
 
 
-async def project_room(op: Operator, control_room: str) -> str:
-    """The sandbox project's room (the bot makes it; the first operator joins)."""
+async def project_room(op: Operator, bot_user: str) -> str:
+    """The sandbox project's room: asked for in a room of `op`'s own, made by the bot."""
+    control = await op.client.create_encrypted_room("soak-control", [bot_user])
+    await op.client.wait_joined(control, bot_user, timeout=120)
     repo = "/".join(SANDBOX_REPO)
-    reply = await op.client.ask(control_room, f"!project add sandbox {repo}", timeout=120)
+    reply = await op.client.ask(control, f"!project add sandbox {repo}", timeout=120)
     m = re.search(r"room (![^ ]+)", reply.body)
     if m is None:
         raise RuntimeError(f"no project room: {reply.body}")
@@ -304,7 +318,7 @@ async def project_room(op: Operator, control_room: str) -> str:
     return m.group(1)
 
 
-async def soak(args: argparse.Namespace, fleet: LocalFleet, extra_ops: list[Account]) -> None:
+async def soak(args: argparse.Namespace, fleet: LocalFleet, accounts: list[Account]) -> None:
     bot_user = fleet.accounts["bot"].user_id
     bot = BotProcess(fleet.config_path)
     await bot.start()
@@ -314,42 +328,45 @@ async def soak(args: argparse.Namespace, fleet: LocalFleet, extra_ops: list[Acco
     wolf_task = asyncio.create_task(wolf.run())
     ops: list[Operator] = []
     try:
-        accounts = [fleet.accounts["operator"], *extra_ops]
-        for i, acc in enumerate(accounts):
+        # The fleet's own operator runs the burns, on a device of their own: a burn never
+        # waits behind the steady operators' sends.
+        for i, acc in enumerate([fleet.accounts["operator"], *accounts]):
             client = OperatorClient(
                 fleet.synapse.url, acc.user_id, acc.password, fleet.state_dir / f"soak-op{i}"
             )
             await client.login(device_name=f"soak-{i}")
             ops.append(Operator(client))
+        burner, senders = ops[0], ops[1:]
         t_setup = time.perf_counter()
-        rooms = await setup_rooms(ops, args.rooms, bot_user)
-        burn_room = await project_room(ops[0], rooms[0][1])
+        rooms = await setup_rooms(senders, args.rooms, bot_user)
+        burn_room = await project_room(burner, bot_user)
         print(
-            f"setup: {args.rooms} encrypted rooms across {len(ops)} operators, and the project "
-            f"room, in {time.perf_counter() - t_setup:.0f} s",
+            f"setup: {args.rooms} encrypted rooms across {len(senders)} operators, and the "
+            f"project room, in {time.perf_counter() - t_setup:.0f} s",
             flush=True,
         )
         await bot.report()  # set-up figures are not the soak's
         bot.processing.clear()
         bot.lag.clear()
         rss_start = rss_mb(bot.pid)
+        synapse_pid = recorded_process(fleet.synapse.pidfile)
         cpu_start = cpu_s(bot.pid)
+        synapse_start = cpu_s(synapse_pid) if synapse_pid else 0.0
+        here_start = time.process_time()
+        machine_start = machine_busy_s()
 
         ledger = Ledger()
         burns = Burns()
         loop = asyncio.get_running_loop()
         duration = args.minutes * 60
         total = round(args.rate * duration)
-        t0 = loop.time()
-        wall0 = time.perf_counter()
+        t0 = time.perf_counter()
 
         async def steady() -> None:
             sending: set[asyncio.Task[str | None]] = set()
             for i in range(total):
                 due = t0 + i / args.rate
-                await asyncio.sleep(max(0.0, due - loop.time()))  # pacing the load
-                if loop.time() - due > 1.0:
-                    ledger.late_sends += 1
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))  # pacing the load
                 op, room = rooms[i % len(rooms)]
                 command, expect = COMMANDS[(i // len(rooms)) % len(COMMANDS)]
                 task = asyncio.create_task(ledger.send(op, room, command, expect))
@@ -361,10 +378,10 @@ async def soak(args: argparse.Namespace, fleet: LocalFleet, extra_ops: list[Acco
         async def burning() -> None:
             n = 0
             while (due := t0 + (n + 0.5) * args.burn_every) < t0 + duration:
-                await asyncio.sleep(max(0.0, due - loop.time()))  # one burn per period
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))  # one burn a period
                 n += 1
                 try:
-                    await burn_cycle(n, ops[0], burn_room, bot_user, ledger, burns)
+                    await burn_cycle(n, due, burner, burn_room, bot_user, ledger, burns)
                 except TimeoutError as exc:
                     burns.refused.append(f"burn {n}: no answer ({exc})")
 
@@ -377,7 +394,7 @@ async def soak(args: argparse.Namespace, fleet: LocalFleet, extra_ops: list[Acco
                 now = time.perf_counter()
                 overdue = sum(1 for s in ledger.pending() if now - s.at > 30)
                 print(
-                    f"[{now - wall0:5.0f} s] sent {len(ledger.sent):5d}  answered "
+                    f"[{now - t0:5.0f} s] sent {len(ledger.sent):5d}  answered "
                     f"{ledger.answered():5d}  unanswered>30s {overdue:3d}  "
                     f"processing p99 {ms(processing, 99)} ms  "
                     f"loop lag p99 {ms(lag, 99)} ms  RSS {rss_mb(bot.pid):.0f} MB  "
@@ -388,12 +405,13 @@ async def soak(args: argparse.Namespace, fleet: LocalFleet, extra_ops: list[Acco
         reporter = asyncio.create_task(progress())
         try:
             await asyncio.gather(steady(), burning())
+            load_end = time.perf_counter()
             # Drain: every reply still due, up to --drain s after the last send.
             drain_until = loop.time() + args.drain
             rooms_of: dict[int, set[str]] = {}
             for op, room in rooms:
                 rooms_of.setdefault(id(op), set()).add(room)
-            rooms_of.setdefault(id(ops[0]), set()).add(burn_room)
+            rooms_of.setdefault(id(burner), set()).add(burn_room)
             for op in ops:
                 try:
                     await ledger.wait_answered(
@@ -408,9 +426,12 @@ async def soak(args: argparse.Namespace, fleet: LocalFleet, extra_ops: list[Acco
         await bot.report()
         rss_end = rss_mb(bot.pid)
         cpu_bot = cpu_s(bot.pid) - cpu_start
+        cpu_synapse = cpu_s(synapse_pid) - synapse_start if synapse_pid else float("nan")
+        cpu_here = time.process_time() - here_start
+        cpu_machine = machine_busy_s() - machine_start
         for op in ops:
             ledger.index(op)
-        wall = time.perf_counter() - wall0
+        wall = time.perf_counter() - t0
         load = os.getloadavg()
 
         lost = ledger.pending()
@@ -421,7 +442,14 @@ async def soak(args: argparse.Namespace, fleet: LocalFleet, extra_ops: list[Acco
             if s.event_id in ledger.replies
         ]
         proc, lag = bot.processing, bot.lag
-        took = f"median {statistics.median(burns.durations):.1f} s" if burns.durations else ""
+        took = (
+            f"!burn -> finished median {statistics.median(burns.durations):.1f} s; "
+            f"started late by up to {max(burns.late):.1f} s"
+            if burns.durations and burns.late
+            else ""
+        )
+        delays = ledger.send_delays()
+        late = sum(1 for d in delays if d > 1.0)
         rows = [
             (
                 "messages sent",
@@ -432,7 +460,16 @@ async def soak(args: argparse.Namespace, fleet: LocalFleet, extra_ops: list[Acco
             ("lost (sent, never answered)", f"{len(lost)}", f"waited {args.drain:g} s at the end"),
             ("answered wrongly", f"{len(wrong)}", ""),
             ("send failures", f"{len(ledger.send_failures)}", ""),
-            ("sends > 1 s behind schedule", f"{ledger.late_sends}", ""),
+            (
+                "send delay p50 / p99 (ms)",
+                f"{ms(delays, 50)} / {ms(delays, 99)}",
+                f"slot -> accepted by Synapse; max {ms(delays, 100)}, {late} over 1 s",
+            ),
+            (
+                "commands/s achieved",
+                f"{len(ledger.sent) / (load_end - t0):.2f}",
+                f"of {args.rate:g} asked, over {load_end - t0:.0f} s",
+            ),
             (
                 "bot processing p50 / p99 (ms)",
                 f"{ms(proc, 50)} / {ms(proc, 99)}",
@@ -456,7 +493,20 @@ async def soak(args: argparse.Namespace, fleet: LocalFleet, extra_ops: list[Acco
             (
                 "bot CPU (s)",
                 f"{cpu_bot:.1f}",
-                f"{100 * cpu_bot / wall:.0f}% of a core over {wall:.0f} s",
+                f"{100 * cpu_bot / wall:.0f}% of a core over {wall:.0f} s; "
+                f"{1000 * cpu_bot / max(1, len(proc)):.0f} ms a message",
+            ),
+            (
+                "CPU s: Synapse / operators",
+                f"{cpu_synapse:.1f} / {cpu_here:.1f}",
+                "the bench process: operators, wolf-1, sandbox Gitea and model",
+            ),
+            (
+                "CPU s: the whole machine",
+                f"{cpu_machine:.1f}",
+                f"of {wall * (os.cpu_count() or 1):.0f} core-seconds; "
+                f"{cpu_machine - cpu_bot - cpu_synapse - cpu_here:.0f} s by nats-server "
+                "and everything else",
             ),
             ("burns started / finished", f"{burns.started} / {burns.finished}", took),
             (
@@ -476,7 +526,7 @@ async def soak(args: argparse.Namespace, fleet: LocalFleet, extra_ops: list[Acco
         for text in burns.refused:
             print(f"    burn refused: {text}")
         for s in lost[:20]:
-            print(f"    lost: {s.command!r} in {s.room_id}, sent at {s.at - wall0:.1f} s")
+            print(f"    lost: {s.command!r} in {s.room_id}, sent at {s.at - t0:.1f} s")
         for s, body in wrong[:20]:
             print(f"    wrong answer to {s.command!r}: {body.splitlines()[0][:120]!r}")
         for failure in ledger.send_failures[:20]:
@@ -501,25 +551,25 @@ async def soak(args: argparse.Namespace, fleet: LocalFleet, extra_ops: list[Acco
 async def main(args: argparse.Namespace) -> None:
     log.setup("warning")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    n_extra = max(0, min(args.operators, args.rooms) - 1)
+    n_steady = max(1, min(args.operators, args.rooms))
     with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
         async with SandboxModel() as model:
-            extra_users = [f"soakop{i}" for i in range(1, n_extra + 1)]
+            steady_users = [f"soakop{i}" for i in range(1, n_steady + 1)]
             extra = {
                 "model": {"default": MODEL_ID, "provider": "sandbox"},
                 "fallback_providers": [
                     {"provider": "sandbox", "model": MODEL_ID, "base_url": model.base_url}
                 ],
                 # The local homeserver's name is `localhost`; checked below once registered.
-                "operators": ["@operator:localhost", *(f"@{u}:localhost" for u in extra_users)],
+                "operators": ["@operator:localhost", *(f"@{u}:localhost" for u in steady_users)],
             }
             async with LocalFleet.running(Path(tmp) / "fleet", extra) as fleet:
-                extra_ops = [await fleet.synapse.register(u) for u in extra_users]
+                steady_ops = [await fleet.synapse.register(u) for u in steady_users]
                 expected = set(fleet.load().operators)
-                actual = {fleet.accounts["operator"].user_id, *(a.user_id for a in extra_ops)}
+                actual = {fleet.accounts["operator"].user_id, *(a.user_id for a in steady_ops)}
                 if expected != actual:
                     raise RuntimeError(f"operators {sorted(actual)} are not {sorted(expected)}")
-                await soak(args, fleet, extra_ops)
+                await soak(args, fleet, steady_ops)
 
 
 if __name__ == "__main__":
@@ -532,7 +582,9 @@ if __name__ == "__main__":
         "--rate", type=float, default=2.0, help="commands per second, across all rooms"
     )
     parser.add_argument("--burn-every", type=float, default=60.0, help="seconds")
-    parser.add_argument("--operators", type=int, default=5, help="operator accounts")
+    parser.add_argument(
+        "--operators", type=int, default=5, help="operator accounts sending the steady commands"
+    )
     parser.add_argument(
         "--drain", type=float, default=60.0, help="seconds to wait for replies after the load"
     )
