@@ -12,7 +12,9 @@ Who is on the link, and what it may do, is decided at the hub:
   a hub user that holds exactly that wolf's rights (fleetcore/bus/auth.py), with the JetStream
   API subjects named through the domain (`$JS.<domain>.API...`), as they cross the link.
   A misused wolf machine gets no more than its wolf would.
-- the wolf's NKey lets it on its own leaf: no other local process can use the link.
+- the wolf's NKey lets it on its own leaf: no other local process can use the link; and
+  its user there holds the same rights as the link (`leaf_config(rights=...)`), so the
+  leaf itself refuses anything else, its own JetStream included.
 
 What nats-server 2.9 enforces at the hub, and what it does not: the hub delivers to the
 link only what the wolf may receive (its own inbox), checked per message. Writes are
@@ -163,9 +165,19 @@ def leaf_config(
     *,
     server_name: str,
     domain: str | None = LEAF_DOMAIN,
+    rights: Permissions | None = None,
 ) -> str:
     """The wolf machine's leaf node: only the wolf's NKey may connect to it, and it dials
-    the hub's leafnode port (`tls://hub:7422`) with its certificate."""
+    the hub's leafnode port (`tls://hub:7422`) with its certificate.
+
+    `rights` (`link_permissions(agent)`: the wolf's own, named through the hub's domain)
+    hold the wolf to them on its leaf already, with the leaf's own permissions violation
+    at once: not only does nothing else cross the link, the wolf cannot use the leaf's
+    own JetStream, or any subject, for anything but its work.
+    """
+    user: dict[str, Any] = {"nkey": wolf_nkey}
+    if rights is not None:
+        user["permissions"] = rights.as_conf()
     remote = {
         "urls": hub_leaf_urls,
         "tls": {"cert_file": str(tls.cert), "key_file": str(tls.key), "ca_file": str(tls.ca)},
@@ -173,7 +185,7 @@ def leaf_config(
     parts = [
         "# A remote wolf's leaf node (fleetcore/bus/leaf.py): it dials out to the hub.",
         f"server_name: {json.dumps(server_name)}",
-        "authorization: " + json.dumps({"users": [{"nkey": wolf_nkey}]}, indent=2),
+        "authorization: " + json.dumps({"users": [user]}, indent=2),
         "leafnodes: " + json.dumps({"remotes": [remote]}, indent=2),
     ]
     if domain is not None:

@@ -19,7 +19,15 @@ from fleet.local.nats import NatsServer, ensure_nkey_seed
 from fleetcore.bus.auth import AgentUser, BusUsers, TLSFiles, agent_inbox_prefix
 from fleetcore.bus.config import BusConfig
 from fleetcore.bus.connect import BusAuthError, connect
-from fleetcore.bus.leaf import HUB_DOMAIN, LeafLink, LeafTLS, hub_config, leaf_config
+from fleetcore.bus.leaf import (
+    HUB_DOMAIN,
+    LEAF_DOMAIN,
+    LeafLink,
+    LeafTLS,
+    hub_config,
+    leaf_config,
+    link_permissions,
+)
 from fleetcore.bus.messages import Outcome, Reason, Result, Task, publish_result, publish_task
 from fleetcore.bus.pki import FleetCA
 from fleetcore.bus.status import WolfStatus, publish_status
@@ -30,8 +38,15 @@ from fleetcore.bus.streams import (
     pull_tasks,
     tier_consumer_ready,
 )
-from fleetcore.bus.subjects import AGENTS_BUCKET, STATUS_SUBJECTS, TASKS_STREAM, tier_filter
+from fleetcore.bus.subjects import (
+    AGENTS_BUCKET,
+    RESULTS_STREAM,
+    STATUS_SUBJECTS,
+    TASKS_STREAM,
+    tier_filter,
+)
 from fleetcore.proc import free_port
+from fleettest.wait import wait_until
 
 WOLF = "wolf-remote"
 TIER = "remote"
@@ -83,7 +98,9 @@ async def hub(tmp_path: Path, configured_nats) -> AsyncIterator[Hub]:  # type: i
             [f"tls://127.0.0.1:{leaf_port}"],
             LeafTLS(leaf_cert.cert, leaf_cert.key, pki / "ca.pem"),
             server_name=f"{WOLF}-leaf",
-            domain=None,
+            # A JetStream of its own, which the wolf's rights keep it from using.
+            domain=LEAF_DOMAIN,
+            rights=link_permissions(wolf),
         )
         leaf: NatsServer = configured_nats(tmp_path / "leaf", leaf_text)
         await leaf.start()
@@ -203,3 +220,88 @@ async def test_the_link_carries_only_the_wolfs_own_rights(hub: Hub) -> None:
 async def test_only_the_wolfs_key_may_use_its_leaf(hub: Hub) -> None:
     with pytest.raises(BusAuthError):
         await connect(hub.wolf("stranger"), "stranger", first_connect_timeout_s=10)
+
+
+# What the wolf's own work calls (the control: the link answers it) and what it must not
+# touch, all through the hub's domain as a leaf sends it.
+_OWN_CALL = f"$JS.{HUB_DOMAIN}.API.CONSUMER.INFO.{TASKS_STREAM}.wolves-{TIER}"
+_NOT_ITS_OWN = [
+    f"$JS.{HUB_DOMAIN}.API.INFO",
+    f"$JS.{HUB_DOMAIN}.API.STREAM.NAMES",
+    f"$JS.{HUB_DOMAIN}.API.STREAM.PURGE.{TASKS_STREAM}",
+    f"$JS.{HUB_DOMAIN}.API.STREAM.DELETE.{RESULTS_STREAM}",
+    f"$JS.{HUB_DOMAIN}.API.STREAM.MSG.GET.{RESULTS_STREAM}",
+    f"$JS.{HUB_DOMAIN}.API.DIRECT.GET.{RESULTS_STREAM}",
+    f"$JS.{HUB_DOMAIN}.API.STREAM.MSG.DELETE.{TASKS_STREAM}",
+    f"$JS.{HUB_DOMAIN}.API.CONSUMER.CREATE.{RESULTS_STREAM}",
+    f"$JS.{HUB_DOMAIN}.API.CONSUMER.DURABLE.CREATE.{TASKS_STREAM}.spy",
+    f"$JS.{HUB_DOMAIN}.API.CONSUMER.MSG.NEXT.{RESULTS_STREAM}.bot-results",
+    f"$JS.{HUB_DOMAIN}.API.CONSUMER.MSG.NEXT.{TASKS_STREAM}.wolves-other",
+    f"$JS.{HUB_DOMAIN}.API.CONSUMER.DELETE.{TASKS_STREAM}.wolves-{TIER}",
+    f"$JS.{HUB_DOMAIN}.API.STREAM.PURGE.KV_{AGENTS_BUCKET}",
+    f"$JS.{HUB_DOMAIN}.API.$KV.{AGENTS_BUCKET}.wolf-1",
+]
+
+
+@pytest.mark.timeout(120)
+async def test_through_the_link_a_wolf_reaches_no_stream_it_does_not_work_on(hub: Hub) -> None:
+    bot_cfg = hub.bot()
+    bot = await connect(bot_cfg, "bot", first_connect_timeout_s=10)
+    wolf_cfg = hub.wolf()
+    wolf = await connect(
+        wolf_cfg, WOLF, first_connect_timeout_s=10, inbox_prefix=agent_inbox_prefix(WOLF)
+    )
+    try:
+        await ensure_streams(bot.jetstream(), bot_cfg, tiers=[TIER, "other"])
+        await _until_linked(fleet_jetstream(wolf, wolf_cfg))
+        answered = []
+        for subject in _NOT_ITS_OWN:
+            # The control first: a drop below is the link refusing, not a slow link.
+            await wolf.request(_OWN_CALL, b"", timeout=5)
+            try:
+                await wolf.request(subject, b"{}", timeout=1)
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+                continue
+            answered.append(subject)
+        assert answered == []
+        assert (await bot.jetstream().stream_info(TASKS_STREAM)).config.name == TASKS_STREAM
+    finally:
+        await wolf.close()
+        await bot.close()
+
+
+@pytest.mark.timeout(60)
+async def test_on_its_own_leaf_a_wolf_is_held_to_its_rights(hub: Hub) -> None:
+    errors: list[Exception] = []
+    changed = asyncio.Event()
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(exc)
+        changed.set()
+
+    wolf = await connect(
+        hub.wolf(),
+        WOLF,
+        first_connect_timeout_s=10,
+        inbox_prefix=agent_inbox_prefix(WOLF),
+        on_error=on_error,
+    )
+
+    async def refused(what: str) -> None:
+        await wait_until(
+            lambda: any(what in str(x) for x in errors), changed=changed, timeout=10, what=what
+        )
+
+    try:
+        # The leaf's own JetStream, the hub's streams' admin, another tier's tasks.
+        for subject in (
+            "$JS.API.STREAM.CREATE.SPY",
+            f"$JS.{HUB_DOMAIN}.API.STREAM.PURGE.{TASKS_STREAM}",
+            f"fleet.tasks.{TIER}.forged",
+        ):
+            await wolf.publish(subject, b"{}")
+            await refused(f'permissions violation for publish to "{subject.lower()}"')
+        await wolf.subscribe("fleet.>")
+        await refused('permissions violation for subscription to "fleet.>"')
+    finally:
+        await wolf.close()
