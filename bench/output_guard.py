@@ -2,11 +2,12 @@
 
 Prints, per kind: how many replies, and the share judged right (unsafe kinds: caught;
 safe kinds: passed), then the totals the issue's targets are stated in, and the latency per
-reply (p50/p99, the model already loaded; the head reads only crisis-context replies). Rows
-are JSON lines with `text`, `context`, `label` (safe/unsafe) and `kind`
-(`tools/safety/CORPUS.md`). `context` is either the word crisis/ordinary or the person's
-message itself; a message is screened as the bot does (`bot/converse.py`: a crisis context
-is a verdict at concern or above), so the detector's misses count against the guard too.
+reply (p50/p99, the model already loaded; a stance head reads every reply: the crisis head in
+crisis and at-risk contexts, the open head in ordinary ones). Rows are JSON lines with
+`text`, `context`, `label` (safe/unsafe) and `kind` (`tools/safety/CORPUS.md`). `context` is
+either the word crisis/ordinary or the person's message itself; a message is screened and
+given its reply context exactly as the bot does (`outguard.reply_context(screen(message))`,
+the function `bot/converse.py` calls), so the detector's misses count against the guard too.
 The default file is the blind set: score it once, never tune to it.
 
     taskset -c 0 .venv/bin/python bench/output_guard.py [FILE]
@@ -26,18 +27,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fleetcore.safety import Level, screen  # noqa: E402
-from fleetcore.safety.outguard import judge_reply  # noqa: E402
+from fleetcore.safety import screen  # noqa: E402
+from fleetcore.safety.outguard import ReplyContext, judge_reply, reply_context  # noqa: E402
 
-BLIND = REPO / "tools" / "safety" / "blind" / "replies-blind-v2.jsonl"
+BLIND = REPO / "tools" / "safety" / "blind" / "replies-blind-v3.jsonl"
 
 
-def context_of(row: dict[str, str]) -> str:
-    """crisis/ordinary: given, or as the bot would decide from the person's message."""
+def context_of(row: dict[str, str]) -> ReplyContext:
+    """crisis/ordinary when given; else what the bot decides from the person's message, by
+    the bot's own function (`reply_context`), so crisis, at-risk or ordinary."""
     given = row["context"]
     if given in ("crisis", "ordinary"):
-        return given
-    return "ordinary" if screen(given).level is Level.none else "crisis"
+        return ReplyContext(given)
+    return reply_context(screen(given))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -51,7 +53,11 @@ def main() -> int:
     args = parser.parse_args()
     rows = [json.loads(x) for x in args.file.read_text(encoding="utf-8").splitlines() if x]
     cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    print(f"{args.file} : {len(rows)} replies; running on {len(cores) or '?'} core(s)")
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    print(
+        f"{args.file} : {len(rows)} replies; running on {len(cores) or '?'} core(s); "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
 
     t0 = time.perf_counter()
     judge_reply("warm up: load the encoder and the head", True)
@@ -63,7 +69,7 @@ def main() -> int:
     for row in rows:
         context = context_of(row)
         t = time.perf_counter()
-        judged = judge_reply(row["text"], context == "crisis")
+        judged = judge_reply(row["text"], context)
         times[context].append(time.perf_counter() - t)
         ok = judged.safe == (row["label"] == "safe")
         right[(context, row["label"], row["kind"])].append(ok)
@@ -91,6 +97,11 @@ def main() -> int:
     print(f"unsafe replies caught:               {share('unsafe')}")
     print(f"safe replies passed (all):           {share('safe')}")
     print(f"safe replies passed (crisis context): {share('safe', 'crisis')}")
+    print(f"safe replies passed (at-risk):        {share('safe', 'at-risk')}")
+    print(
+        f"unsafe caught (at-risk / ordinary):  {share('unsafe', 'at-risk')} / "
+        f"{share('unsafe', 'ordinary')}"
+    )
     print(f"ordinary replies passed:             {share('safe', 'ordinary')}")
     worst = min(right.items(), key=lambda kv: sum(kv[1]) / len(kv[1]))
     print(f"worst kind: {worst[0][2]} {sum(worst[1]) / len(worst[1]):.3f}")

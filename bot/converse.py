@@ -1,10 +1,15 @@
 """Conversation: operator chat that is not a command goes to a model, guarded both ways.
 
 The crisis guard has already screened the input. The output guard checks the model's reply
-before anyone sees it: a reply that gives methods, validates despair, or lacks a crisis line
-where one is needed is replaced by the protocol message. Conversations only reach models
-that passed `fleet safety-test`, and direct messages count as sensitive (never sent to a
-provider that logs prompts).
+before anyone sees it, in the context `outguard.reply_context(verdict)` gives: `crisis` when
+the message was flagged (a failing reply is replaced by the protocol message, a passing one
+without a line gets the lines); `at-risk` when it was not but the detector's learned
+probability reached the context threshold (the reply's stance is judged as in a crisis,
+because the detector misses some people at risk and a reply agreeing with despair hurts them
+most; a failing reply is replaced by a supportive note, with no hold and no alert); and
+`ordinary` (rules, and a stance head that acts only when sure, so ops replies pass).
+Conversations only reach models that passed `fleet safety-test`, and direct messages count
+as sensitive (never sent to a provider that logs prompts).
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import Protocol
 
 from bot.pipeline.message import Incoming
 from fleetcore.log import fields
-from fleetcore.safety import Level, Verdict
+from fleetcore.safety import Verdict
+from fleetcore.safety.outguard import reply_context
 from fleetcore.safety.protocol import SafetyConfig, guard_model_reply
 
 log = logging.getLogger(__name__)
@@ -46,7 +52,7 @@ class Conversation:
     is_sensitive_room: Callable[[str], bool]
 
     async def reply(self, msg: Incoming, verdict: Verdict | None) -> str:
-        crisis_context = verdict is not None and verdict.level is not Level.none
+        context = reply_context(verdict)
         sensitive = msg.is_direct or self.is_sensitive_room(msg.room_id)
         try:
             answer = await self.complete([{"role": "user", "content": msg.body}], sensitive)
@@ -60,7 +66,7 @@ class Conversation:
         guarded = await asyncio.to_thread(
             guard_model_reply,
             answer.text,
-            crisis_context,
+            context,
             self.safety,
             locale=self.safety.locale_for(msg.sender),
         )
@@ -70,6 +76,7 @@ class Conversation:
                 event_id=msg.event_id,
                 provider=answer.provider,
                 model=answer.model,
+                context=context.value,
                 replaced=guarded != answer.text,
             ),
         )

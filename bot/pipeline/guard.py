@@ -76,11 +76,15 @@ def is_fleet_control(text: str) -> bool:
 
 
 def screen_all(texts: list[str]) -> Verdict:
-    """The most serious verdict over every form of the message (body, rendered HTML)."""
+    """The most serious verdict over every form of the message (body, rendered HTML); when
+    no form was flagged, the one with the highest learned `risk`, which the output guard
+    reads (`outguard.reply_context`)."""
     worst = SAFE
     for text in texts:
         verdict = screen(text)
-        if verdict.level.rank > worst.level.rank:
+        if verdict.level.rank > worst.level.rank or (
+            verdict.level.rank == worst.level.rank == 0 and verdict.risk > worst.risk
+        ):
             worst = verdict
     return worst
 

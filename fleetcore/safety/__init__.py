@@ -18,6 +18,14 @@ Reason codes: ideation, intent, self_harm, method, note, finality, burden, despa
 in_progress, slang, hyperbole, third_party, lang_es/fr/de/pt/it/nl, framed_third_person;
 tags saying how it was found: obfuscated, encoded_base64, encoded_rot13, reversed, framed,
 escalated, imminent, learned (the learned stage raised the level).
+
+`risk` is the learned stage's probability (0-1) that the writer is at risk, also when it
+stays below the level thresholds: the output guard judges a reply's stance from a lower
+threshold on it (`outguard.reply_context`), because a reply that agrees with despair does
+most harm to exactly the person the detector missed. A number, never text; not in
+`to_json`, whose fields the CLI's users read. 0.0 when the learned stage did not run
+(`learned=False`, empty text, or the rules had already found imminent risk: the level then
+says all there is to say).
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ class Verdict:
     is_crisis: bool
     level: Level
     reasons: tuple[str, ...] = ()
+    risk: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -75,6 +84,7 @@ def screen(text: str, *, learned: bool = True) -> Verdict:
     if not text:
         return SAFE
     rank, reasons = analyse(text)
+    p = 0.0
     if learned and rank < R.IMMINENT:
         head = _LEARNED.head
         p = _LEARNED.score(text)
@@ -88,7 +98,7 @@ def screen(text: str, *, learned: bool = True) -> Verdict:
                 rank, extra = R.IMMINENT, {"learned", "imminent"}
             reasons = tuple(sorted(set(reasons) | extra))
     level = _BY_RANK[rank]
-    return Verdict(is_crisis=rank >= 2, level=level, reasons=reasons)
+    return Verdict(is_crisis=rank >= 2, level=level, reasons=reasons, risk=p)
 
 
 __all__ = ["SAFE", "Level", "Verdict", "screen"]

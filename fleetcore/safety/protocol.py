@@ -15,7 +15,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fleetcore.safety import Verdict, helplines
-from fleetcore.safety.outguard import judge_reply
+from fleetcore.safety.outguard import ReplyContext, judge_reply
 
 DEFAULT_LINES: dict[str, list[str]] = {
     "en-US": [
@@ -132,6 +132,26 @@ def concern_reply(cfg: SafetyConfig) -> str:
     )
 
 
+def withheld_reply(cfg: SafetyConfig, *, locale: str | None = None) -> str:
+    """What the bot sends instead of a model reply the output guard failed when the detector
+    had not flagged the person (an at-risk or ordinary context).
+
+    Not `crisis_reply`: that one says a human operator has been told, and here nobody was
+    (the reply guard alone raises no hold and no alert, by design: it judged the model, not
+    the person). Not silence either: the failed reply may have agreed with despair to
+    someone the detector missed, so this one checks in warmly and gives the lines. It says
+    plainly that an answer was held back, which also makes sense of it when the message was
+    work talk the guard misread. (It ends with the lines: a closing sentence such as "if I
+    misread you, ask again" is read by the stance head as a view of its own and fails.)
+    """
+    return (
+        "I held back the answer I wrote: it didn't sound right to send. I'd rather check in "
+        "with you: how are you doing, really? If things are hard right now, I'm here and I'm "
+        "listening, and you can talk to someone any time, free and confidential:\n"
+        f"{_bullets(cfg, locale)}"
+    )
+
+
 def operator_alert(
     room_id: str, sender: str, event_id: str, verdict: Verdict, homeserver_link: str
 ) -> str:
@@ -169,13 +189,14 @@ class OutputCheck:
     reasons: tuple[str, ...] = ()
 
 
-def check_model_reply(reply: str, *, crisis_context: bool) -> OutputCheck:
+def check_model_reply(reply: str, *, crisis_context: bool | ReplyContext) -> OutputCheck:
     """Flag a model reply the bot must not send: the output guard's judgement
     (`outguard.judge_reply`), the same one `fleet safety-test` grades models with.
 
-    `crisis_context` is True when the conversation has shown risk (the user is held, or the
-    reply is to a message at `concern` or above); then the reply's stance and resources are
-    judged too. A caring reply without a line is fine here: the guard adds the lines.
+    `crisis_context` is the `ReplyContext` (`outguard.reply_context(verdict)`), or True for
+    a crisis (the user is held, or the reply is to a message at `concern` or above; then the
+    reply's stance and resources are judged too) and False for an ordinary reply. A caring
+    reply without a line is fine here: the guard adds the lines.
     """
     judged = judge_reply(reply, crisis_context)
     return OutputCheck(ok=judged.safe, reasons=judged.reasons)
@@ -187,20 +208,33 @@ def has_crisis_line(reply: str) -> bool:
 
 
 def guard_model_reply(
-    reply: str, crisis_context: bool, cfg: SafetyConfig, *, locale: str | None = None
+    reply: str,
+    crisis_context: bool | ReplyContext,
+    cfg: SafetyConfig,
+    *,
+    locale: str | None = None,
 ) -> str:
-    """The reply if it passes the output guard, otherwise the protocol message.
+    """The reply if it passes the output guard, otherwise a supportive message.
 
     A failing reply is replaced whole rather than edited: a partial method or a sentence
-    agreeing with despair cannot be made safe by trimming. In a crisis context a passing
-    reply without a real line gets the person's lines (`locale`, when known) after it.
+    agreeing with despair cannot be made safe by trimming. In a crisis context (True, or
+    `ReplyContext.crisis`) it is replaced by the protocol message, and a passing reply
+    without a real line gets the person's lines (`locale`, when known) after it. In an
+    at-risk or ordinary context (the detector did not flag the person) a failing reply is
+    replaced by `withheld_reply`, which claims no alert, and a passing one is sent as it is.
     """
-    judged = judge_reply(reply, crisis_context)
+    if isinstance(crisis_context, bool):
+        context = ReplyContext.crisis if crisis_context else ReplyContext.ordinary
+    else:
+        context = crisis_context
+    judged = judge_reply(reply, context)
     if not judged.safe:
+        if context is not ReplyContext.crisis:
+            return withheld_reply(cfg, locale=locale)
         from fleetcore.safety import Level
 
         return crisis_reply(Verdict(True, Level.crisis, ("output_guard",)), cfg, locale=locale)
-    if crisis_context and not judged.has_line:
+    if context is ReplyContext.crisis and not judged.has_line:
         return (
             f"{reply.rstrip()}\n\n"
             f"You can reach someone right now, free and confidential:\n{_bullets(cfg, locale)}"

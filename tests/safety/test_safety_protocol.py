@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from fleetcore.safety import Level, Verdict, screen
+from fleetcore.safety.outguard import ReplyContext
 from fleetcore.safety.protocol import (
     SafetyConfig,
     check_model_reply,
@@ -14,6 +15,7 @@ from fleetcore.safety.protocol import (
     guard_model_reply,
     hold_reply,
     operator_alert,
+    withheld_reply,
 )
 
 CFG = SafetyConfig()
@@ -170,3 +172,20 @@ def test_the_bots_own_replies_pass_its_output_guard(locale: str | None) -> None:
         assert check_model_reply(text, crisis_context=True).ok, (locale, level)
     cfg = SafetyConfig(locale=locale or "en-US")
     assert check_model_reply(hold_reply(cfg), crisis_context=True).ok
+    assert check_model_reply(withheld_reply(cfg, locale=locale), crisis_context=True).ok
+
+
+def test_guard_outside_a_flagged_crisis_withholds_without_claiming_an_alert() -> None:
+    bad = "Honestly, maybe they'd be better off without you. You've tried enough."
+    for context in (ReplyContext.at_risk, ReplyContext.ordinary, False):
+        if context is ReplyContext.ordinary:
+            bad = "The lethal dose is about 10 grams."  # the rules, in any context
+        out = guard_model_reply(bad, context, CFG, locale="en-GB")
+        assert out == withheld_reply(CFG, locale="en-GB"), context
+        assert "116 123" in out and "operator" not in out
+    # A passing reply to an unflagged person is sent as it is: no lines added.
+    caring = (
+        "I'm here, and I care about what happens to you. Would it help if I got a human to "
+        "talk with you right now?"
+    )
+    assert guard_model_reply(caring, ReplyContext.at_risk, CFG) == caring
