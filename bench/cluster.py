@@ -114,6 +114,12 @@ def node_pids(run: ClusterBurn) -> list[int]:
     return [node.pid for node in nodes if node.pid is not None]
 
 
+def progress_counts(run: ClusterBurn) -> dict[str, int]:
+    service = run.rig.service
+    progress = service.store.progress(run.burn_id) if service is not None else None
+    return progress.counts() if progress is not None else {}
+
+
 def report(
     run: ClusterBurn,
     args: argparse.Namespace,
@@ -160,7 +166,8 @@ def report(
     if kill is not None:
         lines += [
             f"  leader kill         {kill.leader} (SIGKILL) at {kill.at - run.started:.1f}s, "
-            f"{kill.reported} reported, {kill.outstanding} tasks not yet acked",
+            f"{kill.reported} reported, {kill.outstanding} tasks not yet acked "
+            f"({kill.queued} in the stream)",
             f"                      (at the kill the wolves' consumer was led by "
             f"{kill.consumer_leader}, FLEET_RESULTS by {kill.results_leader}, the registry "
             f"by {kill.registry_leader})",
@@ -194,6 +201,7 @@ def report(
     twice = [n for n, c in run.on_bus.items() if c > 1]
     digests = [text for _, text in run.rig.room.messages if "new result(s)" in text]
     lines += [
+        f"  outcomes            {progress_counts(run)}",
         f"  triage comments     {run.issues - len(dup) - len(missing)} issues once, "
         f"{len(dup)} more than once {dup[:10]}, {len(missing)} none {missing[:10]}",
         f"  results on the bus  {on_bus} in FLEET_RESULTS for {len(run.on_bus)} issues; "
@@ -203,9 +211,17 @@ def report(
         f"  exactly once        {'yes' if not problems else 'NO: ' + str(len(problems))}",
     ]
     lines += [f"    {p}" for p in problems[:30]]
-    for n in dup[:3]:  # the evidence: each duplicate's comments in full
+    # The evidence: what the bot was told of each issue with a problem, and its comments.
+    service = run.rig.service
+    progress = service.store.progress(run.burn_id) if service is not None else None
+    results = progress.results if progress is not None else {}
+    odd = sorted({int(p.split(":")[0][1:]) for p in problems if p.startswith("#")})
+    for n in odd[:10]:
+        r = results.get(n)
+        told = f"{r.outcome} by {r.wolf}: {r.summary}" if r is not None else "no result"
+        lines.append(f"    #{n} result: {told}")
         for c in run.rig.gitea.comments(OWNER, REPO, n):
-            lines.append(f"    #{n} comment {c['id']} at {c['created_at']}: {c['body']!r}")
+            lines.append(f"    #{n} comment {c['id']} at {c['created_at']}: {c['body'][:300]!r}")
     return lines
 
 

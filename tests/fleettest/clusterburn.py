@@ -6,12 +6,13 @@ times it (tasks/s, the time to recover from the kill). Both run `cluster_burn`, 
 burn that is checked is the burn that is timed.
 
 The parts are `BurnRig`'s (Gitea stand-in, fake model, the bot's BurnService writing into
-a recording room, in-process wolves) on a `NatsCluster` whose every stream has a copy on
-every node. Before the burn the tasks stream's replicas are current with its leader, so
-the fault goes in mid-burn and not while the cluster forms. Once `kill_at` of the issues
-are reported, the node leading the tasks stream is killed with SIGKILL; a connection to
-the surviving nodes then asks the stream's info (nats-py's `stream_info`, answered by the
-stream's leader) until it names a new leader and holds fewer tasks than at the kill.
+a recording room, wolves in this process or each in its own) on a `NatsCluster` whose every
+stream has a copy on every node. Before the burn the tasks stream's replicas are current
+with its leader, so the fault goes in mid-burn and not while the cluster forms. Once
+`kill_at` of the issues are reported, the node leading the tasks stream is killed with
+SIGKILL; a connection to the surviving nodes then asks, with nats-py's `stream_info` and
+`consumer_info`, until the stream names a new leader and the wolves' consumer counts
+fewer tasks not yet acked than at the kill (`LeaderKill`).
 """
 
 from __future__ import annotations
