@@ -136,3 +136,31 @@ async def test_providers_down_for_good_fail_every_task_and_the_room_says_why(
         assert_paused_once(rig, burn_id)
         assert notices(rig, " resumed: ") == []
         print(f"providers down for good: {refused(rig)} refused; room: {why[0]}")
+
+
+@pytest.mark.timeout(240)
+async def test_a_bot_restarted_mid_outage_tells_the_room_once(
+    own_nats: NatsServer, tmp_path: Path
+) -> None:
+    """The bot keeps the pause in memory; restarted, it hears the wolves' next failure and
+    posts the notice again under the same transaction id, which the homeserver keeps once."""
+    async with BurnRig(own_nats.url, tmp_path / "bot", issues=6) as rig:
+        rig.model.behave(status(503))
+        burn_id = await rig.burn()
+        await start_wolves(rig, 2)
+        await rig.wait_until(lambda: notices(rig, " paused: "), timeout=60)
+        await rig.stop_bot()
+        await rig.start_bot()
+
+        def paused_again() -> bool:
+            live = rig.service._live.get(burn_id) if rig.service is not None else None
+            return live is not None and live.stall.paused
+
+        await rig.wait_until(paused_again, timeout=60)
+        assert_paused_once(rig, burn_id)
+        rig.model.behave(ok(triage_reply))
+        await rig.wait_finished(burn_id, timeout=150)
+        assert_paused_once(rig, burn_id)
+        resumed = notices(rig, " resumed: ")
+        assert resumed == [f"Burn {burn_id} resumed: model provider fake answers again."], resumed
+        assert_each_issue_triaged_once(rig, 6)
