@@ -13,7 +13,11 @@ long.
 
 A dispatcher drains the outbox in batches (one message per room per window), so a burst of
 50 events becomes a handful of messages, and it keeps an event until the homeserver
-accepted the message that reports it.
+accepted the message that reports it. Which events a message reports is written down
+before its first send and never changes after: every try of it, on this run or after a
+crash, reports the same events under the same transaction id, so the homeserver posts it
+once (issue #14: an event accepted while a notice was in flight, read back with it after a
+crash, made a new notice with a new id that reported the first one's events again).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -50,6 +55,15 @@ SEND_BACKOFF = Backoff(1.0, 60.0)
 Send = Callable[[str, str, str], Awaitable[bool]]
 
 
+@dataclass
+class Notice:
+    """One message to a room: its transaction id and the deliveries it reports."""
+
+    txn: str
+    room: str
+    items: list[tuple[str, ForgeEvent]]
+
+
 class Outbox:
     """Deliveries accepted but not yet reported; the dedupe table is the same table."""
 
@@ -60,7 +74,10 @@ class Outbox:
             " event TEXT, received REAL, sent REAL);"
             # A table of its own rather than a column: outboxes written before it need no
             # migration (their old deliveries simply have no body hash on record).
-            "CREATE TABLE IF NOT EXISTS body (sha256 TEXT PRIMARY KEY, delivery TEXT);",
+            "CREATE TABLE IF NOT EXISTS body (sha256 TEXT PRIMARY KEY, delivery TEXT);"
+            # The notice (its transaction id) each delivery is reported in, once sealed.
+            "CREATE TABLE IF NOT EXISTS notice (delivery TEXT PRIMARY KEY, txn TEXT NOT NULL);"
+            "CREATE INDEX IF NOT EXISTS notice_by_txn ON notice (txn);",
         )
 
     def accept(
@@ -103,21 +120,63 @@ class Outbox:
             out.setdefault(room, []).append((delivery_id, ForgeEvent.from_json(event)))
         return out
 
-    def mark_sent(self, ids: list[str]) -> None:
-        now = time.time()
-        self._db.executemany("UPDATE delivery SET sent = ? WHERE id = ?", [(now, i) for i in ids])
+    def seal(self, max_events: int) -> None:
+        """Put each pending delivery not in a notice yet into one: per room, in the order
+        received, at most `max_events` a notice. One transaction, before any send: a notice
+        is never sent before its deliveries are on record as its own."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            rows = self._db.execute(
+                "SELECT id, room FROM delivery WHERE sent IS NULL"
+                " AND id NOT IN (SELECT delivery FROM notice) ORDER BY received, rowid"
+            ).fetchall()
+            rooms: dict[str, list[str]] = {}
+            for delivery_id, room in rows:
+                rooms.setdefault(room, []).append(delivery_id)
+            for ids in rooms.values():
+                for start in range(0, len(ids), max_events):
+                    chunk = ids[start : start + max_events]
+                    txn = notice_txn(chunk)
+                    self._db.executemany(
+                        "INSERT INTO notice VALUES (?, ?)", [(i, txn) for i in chunk]
+                    )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def notices(self) -> list[Notice]:
+        """Sealed notices not yet accepted by the homeserver, oldest first."""
+        rows = self._db.execute(
+            "SELECT notice.txn, delivery.room, delivery.id, delivery.event FROM delivery"
+            " JOIN notice ON notice.delivery = delivery.id WHERE delivery.sent IS NULL"
+            " ORDER BY delivery.received, delivery.rowid"
+        ).fetchall()
+        out: dict[str, Notice] = {}
+        for txn, room, delivery_id, event in rows:
+            notice = out.setdefault(txn, Notice(txn, room, []))
+            notice.items.append((delivery_id, ForgeEvent.from_json(event)))
+        return list(out.values())
+
+    def mark_sent(self, txn: str) -> None:
+        """The homeserver accepted the notice `txn`: its deliveries are done, all at once."""
+        self._db.execute(
+            "UPDATE delivery SET sent = ? WHERE sent IS NULL"
+            " AND id IN (SELECT delivery FROM notice WHERE txn = ?)",
+            (time.time(), txn),
+        )
 
     def close(self) -> None:
         self._db.close()
 
 
 def notice_txn(delivery_ids: list[str]) -> str:
-    """A transaction id for the notice carrying these deliveries.
+    """A transaction id for the notice carrying these deliveries, made once, at its seal.
 
-    Pending deliveries are read back in the order they were received, so after a crash
-    between the homeserver accepting a notice and the outbox recording it, the same
-    deliveries form the same notice with the same id, and the homeserver answers it with the
-    first event instead of posting it twice.
+    It is stored with them (`Outbox.seal`), not made again from what is pending at the next
+    try: deliveries accepted while a notice was in flight would change it, and after a
+    crash between the homeserver accepting the notice and the outbox recording that, the
+    notice re-sent under a new id would be posted twice.
     """
     digest = hashlib.sha256("\0".join(delivery_ids).encode()).hexdigest()[:32]
     return f"hermes-notice-{digest}"
@@ -164,19 +223,20 @@ class Dispatcher:
                 failures += 1
 
     async def flush(self) -> bool:
+        self.outbox.seal(MAX_EVENTS_PER_MESSAGE)
         ok = True
-        for room, items in self.outbox.pending().items():
-            for start in range(0, len(items), MAX_EVENTS_PER_MESSAGE):
-                chunk = items[start : start + MAX_EVENTS_PER_MESSAGE]
-                ids = [i for i, _ in chunk]
-                # Rendering screens each quoted text (see bot.forge.events): off the loop.
-                text = await asyncio.to_thread(render_notice, [e for _, e in chunk])
-                if await self.send(room, text, notice_txn(ids)):
-                    self.outbox.mark_sent(ids)
-                else:
-                    ok = False
-                    log.warning("forge_notice_send_failed", extra=fields(room=room))
-                    break
+        refused: set[str] = set()  # a room's later notices wait for its earlier ones
+        for notice in self.outbox.notices():
+            if notice.room in refused:
+                continue
+            # Rendering screens each quoted text (see bot.forge.events): off the loop.
+            text = await asyncio.to_thread(render_notice, [e for _, e in notice.items])
+            if await self.send(notice.room, text, notice.txn):
+                self.outbox.mark_sent(notice.txn)
+            else:
+                ok = False
+                refused.add(notice.room)
+                log.warning("forge_notice_send_failed", extra=fields(room=notice.room))
         return ok
 
 
