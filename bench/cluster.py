@@ -211,10 +211,23 @@ def report(
         f"  exactly once        {'yes' if not problems else 'NO: ' + str(len(problems))}",
     ]
     lines += [f"    {p}" for p in problems[:30]]
-    # The evidence: what the bot was told of each issue with a problem, and its comments.
+    # An issue the room is told was not done: was it triaged all the same?
     service = run.rig.service
     progress = service.store.progress(run.burn_id) if service is not None else None
     results = progress.results if progress is not None else {}
+    not_done = sorted(n for n, r in results.items() if r.outcome != "done")
+    commented = [n for n in not_done if run.rig.triage_comments(n)]
+    lines.append(
+        f"  reported not done   {len(not_done)}; of them triaged all the same (one triage "
+        f"comment): {len(commented)}"
+    )
+    for n in not_done[:8]:
+        r = results[n]
+        lines.append(
+            f"    #{n} {r.outcome} by {r.wolf}: {r.summary}; triage comments "
+            f"{len(run.rig.triage_comments(n))}"
+        )
+    # The evidence: what the bot was told of each issue with a problem, and its comments.
     odd = sorted({int(p.split(":")[0][1:]) for p in problems if p.startswith("#")})
     for n in odd[:10]:
         r = results.get(n)
