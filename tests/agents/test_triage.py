@@ -392,6 +392,48 @@ async def test_live_wolf_on_another_task_means_skip(env: Env) -> None:
     assert env.labels(n) == ["assigned:wolf-other"]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (bench/cluster.py): the loser of a claim race on one task reports "
+    "it skipped and acks it, so a triaged issue is reported skipped, and one whose winner "
+    "then fails is never triaged",
+)
+async def test_losing_a_claim_race_on_the_same_task_leaves_it_to_the_winner(env: Env) -> None:
+    """Two wolves hold one task when JetStream redelivers it while its first wolf still
+    works (its in-progress signal came late). Here the first wolf's claim lands between the
+    second's look at the issue and its own claim. The second loses the race, and must leave
+    the task to the winner, as when it sees the live claim before claiming: its "skipped"
+    result would be the one reported (results are kept per task; the first one wins), and
+    its ack would end the task even if the winner then fails."""
+    n = env.add_issue()
+    t = task(n)
+    env.live = {"wolf-first"}
+    _fake, chain = await env.provider(ok(triage_reply))
+
+    async def first_claims_meanwhile(_task: Task) -> None:
+        await env.client.create_comment(OWNER, REPO, n, claim_comment_body("wolf-first", t.task_id))
+        await env.client.add_labels(OWNER, REPO, n, ["assigned:wolf-first"])
+
+    async def complete(messages: list[dict[str, str]], private: bool) -> Completion:
+        return await chain.complete(messages, sensitive=private)
+
+    second = Triager(
+        "wolf-second",
+        env.client,
+        complete,
+        env.alive,
+        None,
+        stale_after_s=7.0,
+        announce=first_claims_meanwhile,
+    )
+    out = await second.run(t)
+
+    assert env.triage_comments(n) == []
+    assert [parse_claim(b).wolf for b in env.claim_comments(n)] == ["wolf-first"]  # type: ignore[union-attr]
+    assert out.result is None, out.result
+    assert out.disposition is Disposition.RETRY
+
+
 # -- limits and failures -------------------------------------------------------------------
 
 
