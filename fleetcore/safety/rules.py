@@ -1357,3 +1357,25 @@ FUTURE_PLAN = re.compile(
     r"(?!\s+(?:the )?(?:other side|heaven|hell|next life|another life|afterlife|better place|"
     r"next world|stars|sky|forever))"
 )
+
+# Evidence against the learned stage's reading, in words that are unambiguous in chat: a
+# sign-off for the day ("done for today, bye all", "signing off") and a wish stated in the
+# negative ("I don't want to die, I just want this fixed"). Like FUTURE_PLAN they only cap a
+# learned-only crisis at concern (a gentle check-in stays), never when a rule found crisis,
+# and never for "for good", "forever" or "one last time".
+SIGN_OFF = re.compile(
+    r"\b(?:done for (?:today|the day|tonight|the night|the week|now)|signing off|logging off|"
+    r"heading (?:out|home|off)|calling it a (?:day|night)|off for (?:today|the day|the night|"
+    r"the weekend|the week)|clocking out|wrapping up for (?:today|the day)|"
+    r"(?:good ?night|gn|bye|later|night) (?:all|everyone|folks|team|y'?all|guys|people))\b"
+)
+NEGATED_WISH = re.compile(
+    r"\b(?:don'?t|do not|never|no longer|not) (?:really |even |actually )?(?:want|wanna|"
+    r"plan|planning|intend|going) (?:to )?(?:die|kill myself|end (?:it|my life)|hurt myself)\b"
+    r"(?![^.!?\n]{0,40}\bbut\b)"
+)
+# Words that make any of the above a goodbye after all.
+FOR_GOOD = re.compile(
+    r"\b(?:for good|forever|permanently|one last|last time|for the last|final|finally|"
+    r"never coming back|won'?t be back|not coming back|the end)\b"
+)

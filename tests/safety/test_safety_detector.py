@@ -191,15 +191,42 @@ def test_negation_and_third_party_are_not_crisis() -> None:
 def test_levels() -> None:
     assert screen("hello there").level is Level.none
     assert screen("ugh, kill me now lol").level is Level.concern
-    assert screen("I can't do this anymore").level is Level.concern
+    # The rules alone read a bare "I can't do this anymore" as concern; the learned stage,
+    # trained on passive ideation, raises it to crisis. Tied to work, it stays concern.
+    assert screen("I can't do this anymore", learned=False).level is Level.concern
+    assert screen("I can't do this anymore").level is Level.crisis
+    assert screen("I can't take it anymore, this build has failed five times").level is (
+        Level.concern
+    )
     assert screen("I can't do this anymore. Goodbye everyone.").level is Level.crisis
     assert screen("I'm going to kill myself tonight").level is Level.imminent
     assert screen("I'm standing on the edge of the bridge right now").level is Level.imminent
 
 
 def test_concern_is_not_crisis() -> None:
-    v = screen("I can't take it anymore")
+    v = screen("I can't take it anymore", learned=False)
     assert v.level is Level.concern and not v.is_crisis
+    v = screen("ugh, kill me now lol")
+    assert v.level is Level.concern and not v.is_crisis
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        # A sign-off for the day: the learned stage reads "bye" as a goodbye, the words say not.
+        ("I'm done for today, goodbye!", Level.none),
+        ("gn all, logging off", Level.none),
+        ("thanks for everything, see you at the offsite", Level.concern),
+        # ... unless the message says it is for good.
+        ("signing off for good, bye everyone", Level.crisis),
+        ("goodnight all, this is the last time you'll hear from me", Level.crisis),
+        # A death wish in the negative is a check-in, not a hold; "but" undoes the negative.
+        ("I don't want to die, I just want this bug fixed", Level.concern),
+        ("I don't want to die but I can't keep going like this", Level.crisis),
+    ],
+)
+def test_words_that_contradict_the_learned_reading(text: str, level: Level) -> None:
+    assert screen(text).level is level
 
 
 def test_verdict_shape_reasons_are_codes() -> None:

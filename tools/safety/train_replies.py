@@ -21,7 +21,7 @@ ordinary context (the same rows without `deflects`, which is unsafe only in a cr
 the ordinary fleet replies as safe), and `widen` measures the options (rules alone; (a) a
 context threshold on the detector's `Verdict.risk` above which a reply is judged as in a
 crisis; (b) the open head always; (c) both) on the out-of-fold scores of both heads and the
-detector's out-of-fold probabilities from `tools/safety/context_cv.py` (run it first), and
+detector's out-of-fold probabilities from `tools/safety/train_crisis.py` (run it first), and
 keeps the thresholds of the option that catches the most unsafe replies to missed people
 while ordinary fleet replies keep MIN_ORDINARY_PASS and safe replies MIN_SAFE_PASS.
 
@@ -72,7 +72,7 @@ MIN_ORDINARY_PASS = 0.995
 # The context threshold on the detector's learned probability (`Verdict.risk`): at or above
 # it an unflagged message's reply is judged as in a crisis (deflection included). Chosen in CV
 # so that ordinary fleet traffic keeps this share of its replies (an ops reply read as a
-# deflection is replaced). Needs `tools/safety/context_cv.py`'s out-of-fold detector scores.
+# deflection is replaced). Needs `tools/safety/train_crisis.py`'s out-of-fold detector scores.
 CRISIS_OOF = ROOT / "tools" / "safety" / ".cache" / "crisis_oof.npz"
 
 Row = dict[str, str]
@@ -384,7 +384,7 @@ def widen(
     - (c) both: (a) where risk reaches the context threshold, (b) below it.
 
     Messages and replies are separate corpora, so the figures combine them (`Cv.option`):
-    the share of crisis messages (detector CV, `context_cv.py`) whose risk reaches the
+    the share of crisis messages (detector CV, `train_crisis.py`) whose risk reaches the
     context threshold times the reply judged in a crisis context, plus the rest times the
     reply judged in the ordinary one; for ordinary traffic the same with the safe fleet
     messages at level none and the ordinary replies (an ordinary reply judged as in a
@@ -396,17 +396,16 @@ def widen(
     in_crisis = np.array([rule_flags(r, outguard.ReplyContext.crisis) for r in every])
     rules_ord = np.array([rule_flags(r, outguard.ReplyContext.ordinary) for r in every])
     if not CRISIS_OOF.exists():
-        raise SystemExit(f"no {CRISIS_OOF}: run tools/safety/context_cv.py first")
+        raise SystemExit(f"no {CRISIS_OOF}: run tools/safety/train_crisis.py first")
     with np.load(CRISIS_OOF, allow_pickle=False) as d:
         risk = d["oof"]
         rule_rank = d["rules"]
         label = d["label"]
         mkind = d["kind"]
-        head_sha = str(d["crisis_head_sha256"])
+        head_sha = str(d["detector_fingerprint"])
         level_t = float(min(d["crisis_threshold"], d["concern_threshold"]))
-    shipped = json.loads((OUT / "crisis_head.json").read_text(encoding="utf-8"))["data_sha256"]
-    if head_sha != shipped:
-        raise SystemExit(f"{CRISIS_OOF} is for another crisis head: run context_cv.py again")
+    if head_sha != outguard.detector_fingerprint():
+        raise SystemExit(f"{CRISIS_OOF} is for another crisis head: run train_crisis.py again")
     none = (rule_rank == 0) & (risk < level_t)  # what `screen` leaves at level none
     safe_none = none & (label == "safe")
     fleet = safe_none & np.isin(mkind, sorted(FLEET_KINDS))
@@ -467,8 +466,7 @@ def widen(
         },
         "context": {
             "risk": pick["risk_threshold"] if pick["risk_threshold"] <= 1 else off,
-            "crisis_head_sha256": head_sha,
-            "detector_fingerprint": outguard.detector_fingerprint(),
+            "detector_fingerprint": head_sha,
             "chosen": chosen,
         },
         "options_cv": options,
