@@ -310,6 +310,17 @@ class Triager:
         )
         if not outcome.won:
             await self._release(task, claim.id)
+            if any(
+                c is not None and c.wolf == outcome.winner and c.task_id == task.task_id
+                for c in (parse_claim(x.body) for x in comments)
+            ):
+                # The winner holds this very task (JetStream handed it to both of us while
+                # the winner's in-progress signal was late). A "skipped" result would be the
+                # one the room sees and an ack would end the task even if the winner then
+                # fails: put it back, as when its live claim is seen before claiming.
+                return TaskOutcome(
+                    Disposition.RETRY, None, self.stale_after_s, "claim race lost on this task"
+                )
             lost = self._result(
                 task, Outcome.SKIPPED, Reason.CLAIMED_BY_OTHER, f"claimed by {outcome.winner}"
             )

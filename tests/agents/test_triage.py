@@ -392,12 +392,6 @@ async def test_live_wolf_on_another_task_means_skip(env: Env) -> None:
     assert env.labels(n) == ["assigned:wolf-other"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect (bench/cluster.py): the loser of a claim race on one task reports "
-    "it skipped and acks it, so a triaged issue is reported skipped, and one whose winner "
-    "then fails is never triaged",
-)
 async def test_losing_a_claim_race_on_the_same_task_leaves_it_to_the_winner(env: Env) -> None:
     """Two wolves hold one task when JetStream redelivers it while its first wolf still
     works (its in-progress signal came late). Here the first wolf's claim lands between the
