@@ -432,7 +432,12 @@ async def test_losing_a_claim_race_on_the_same_task_leaves_it_to_the_winner(env:
 
 
 async def test_spent_comment_budget_puts_the_task_back(env: Env) -> None:
-    first, second = env.add_issue(), env.add_issue("Toolbar icons vanish", "All icons gone.")
+    first, second = (
+        env.add_issue(),
+        env.add_issue(
+            "Toolbar icons vanish", "None of the toolbar icons render after the 2.3 upgrade."
+        ),
+    )
     fake, chain = await env.provider(ok(triage_reply))
     triager = env.triager("wolf-a", chain, budget=HourlyBudget(1))
 

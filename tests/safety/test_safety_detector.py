@@ -229,6 +229,23 @@ def test_words_that_contradict_the_learned_reading(text: str, level: Level) -> N
     assert screen(text).level is level
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known false alarm (#11): the n-gram reader reads short developer lines that "
+    "sound final as crisis; hard negatives for it wait in tools/safety/pending/",
+)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "All icons gone.",
+        "I can't reproduce it anymore",
+        "Can someone take over this issue? I'm out",
+    ],
+)
+def test_short_developer_lines_that_sound_final(text: str) -> None:
+    assert screen(text).level is Level.none
+
+
 def test_verdict_shape_reasons_are_codes() -> None:
     text = "I want to kill myself, here is my secret sentence"
     v = screen(text)
