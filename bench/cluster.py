@@ -1,6 +1,6 @@
 """A burn on a loopback JetStream cluster, and what killing its tasks stream's leader costs.
 
-Runs `fleettest.clusterburn.cluster_burn` (the burn tests/burn/leader_kill.py checks):
+Runs `fleettest.clusterburn.cluster_burn` (the burn tests/burn/test_burn_cluster.py checks):
 a cluster of N nats-servers holding every stream on every node; in this process the burn
 rig's Gitea stand-in (schema checks off), fake model and the bot's BurnService writing
 into a recording room; W wolves, each in a process of its own as deployed (`--in-process`:
@@ -295,6 +295,6 @@ if __name__ == "__main__":
     parser.add_argument(
         "--in-process",
         action="store_true",
-        help="the wolves in this process, as tests/burn/leader_kill.py runs them",
+        help="the wolves in this process, as tests/burn/test_burn_cluster.py runs them",
     )
     sys.exit(asyncio.run(main(parser.parse_args())))

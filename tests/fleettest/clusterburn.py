@@ -1,6 +1,6 @@
 """A burn on a loopback JetStream cluster whose tasks stream loses its leader to SIGKILL.
 
-One runner for the two that need it: tests/burn/leader_kill.py checks what such a burn
+One runner for the two that need it: tests/burn/test_burn_cluster.py checks what such a burn
 leaves behind (every issue triaged once, every result reported once) and bench/cluster.py
 times it (tasks/s, the time to recover from the kill). Both run `cluster_burn`, so the
 burn that is checked is the burn that is timed.
@@ -339,6 +339,15 @@ class ClusterBurn:
         ]
         if undigested:
             out.append(f"never digested: {undigested[:20]}")
+        # What the room is told: every issue here is triaged, so every reported result says done
+        # (a wolf that lost a claim race once reported "skipped" for an issue it saw triaged).
+        progress = service.store.progress(self.burn_id)
+        told = progress.results if progress is not None else {}
+        out.extend(
+            f"#{n}: reported {r.outcome} by {r.wolf}: {r.summary}"
+            for n, r in sorted(told.items())
+            if r.outcome != "done"
+        )
         final = rig.room.current(rig.room.messages[0][0])
         if not (final.startswith("Burn finished") and f"{self.issues}/{self.issues}" in final):
             out.append(f"progress message: {final!r}")
