@@ -5,6 +5,7 @@ link carries no more than that wolf's rights."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import nats.errors
 import pytest
+from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js.errors import NoStreamResponseError, ServiceUnavailableError
 
@@ -124,23 +126,33 @@ async def _until_linked(js: object, deadline_s: float = 20.0) -> None:
         assert time.monotonic() - t0 < deadline_s, "the leaf never linked to the hub"
 
 
-@pytest.mark.timeout(60)
-async def test_a_wolf_on_a_leaf_pulls_from_the_hub_and_its_result_reaches_the_bot(
-    hub: Hub,
-) -> None:
+@contextlib.asynccontextmanager
+async def bot_and_wolf(hub: Hub) -> AsyncIterator[tuple[NATS, BusConfig, NATS, BusConfig]]:
+    """The bot on the hub and the wolf on its leaf, connected as the fleet connects them."""
     bot_cfg = hub.bot()
     bot = await connect(bot_cfg, "bot", first_connect_timeout_s=10)
     wolf_cfg = hub.wolf()
     wolf = await connect(
         wolf_cfg, WOLF, first_connect_timeout_s=10, inbox_prefix=agent_inbox_prefix(WOLF)
     )
+    try:
+        yield bot, bot_cfg, wolf, wolf_cfg
+    finally:
+        await wolf.close()
+        await bot.close()
+
+
+@pytest.mark.timeout(60)
+async def test_a_wolf_on_a_leaf_pulls_from_the_hub_and_its_result_reaches_the_bot(
+    hub: Hub,
+) -> None:
     statuses: asyncio.Queue[bytes] = asyncio.Queue()
 
     async def on_status(msg: Msg) -> None:
         statuses.put_nowait(msg.data)
 
-    await bot.subscribe(STATUS_SUBJECTS, cb=on_status)
-    try:
+    async with bot_and_wolf(hub) as (bot, bot_cfg, wolf, wolf_cfg):
+        await bot.subscribe(STATUS_SUBJECTS, cb=on_status)
         bot_js = bot.jetstream()
         await ensure_streams(bot_js, bot_cfg, tiers=[TIER])
         task = Task.new("leaf1", "web", "acme/web", 7, TIER)
@@ -177,20 +189,11 @@ async def test_a_wolf_on_a_leaf_pulls_from_the_hub_and_its_result_reaches_the_bo
         await publish_status(wolf, WolfStatus.models_failing(WOLF, "leaf1", {"a": "503"}, 30))
         heard_status = WolfStatus.from_bytes(await asyncio.wait_for(statuses.get(), 10))
         assert (heard_status.wolf, heard_status.providers) == (WOLF, {"a": "503"})
-    finally:
-        await wolf.close()
-        await bot.close()
 
 
 @pytest.mark.timeout(60)
 async def test_the_link_carries_only_the_wolfs_own_rights(hub: Hub) -> None:
-    bot_cfg = hub.bot()
-    bot = await connect(bot_cfg, "bot", first_connect_timeout_s=10)
-    wolf_cfg = hub.wolf()
-    wolf = await connect(
-        wolf_cfg, WOLF, first_connect_timeout_s=10, inbox_prefix=agent_inbox_prefix(WOLF)
-    )
-    try:
+    async with bot_and_wolf(hub) as (bot, bot_cfg, wolf, wolf_cfg):
         bot_js = bot.jetstream()
         await ensure_streams(bot_js, bot_cfg, tiers=[TIER])
         js = fleet_jetstream(wolf, wolf_cfg)
@@ -212,9 +215,6 @@ async def test_the_link_carries_only_the_wolfs_own_rights(hub: Hub) -> None:
             await js.stream_info(TASKS_STREAM)
         info = await bot_js.stream_info(TASKS_STREAM)
         assert info.state.messages == 0
-    finally:
-        await wolf.close()
-        await bot.close()
 
 
 async def test_only_the_wolfs_key_may_use_its_leaf(hub: Hub) -> None:
@@ -245,13 +245,7 @@ _NOT_ITS_OWN = [
 
 @pytest.mark.timeout(120)
 async def test_through_the_link_a_wolf_reaches_no_stream_it_does_not_work_on(hub: Hub) -> None:
-    bot_cfg = hub.bot()
-    bot = await connect(bot_cfg, "bot", first_connect_timeout_s=10)
-    wolf_cfg = hub.wolf()
-    wolf = await connect(
-        wolf_cfg, WOLF, first_connect_timeout_s=10, inbox_prefix=agent_inbox_prefix(WOLF)
-    )
-    try:
+    async with bot_and_wolf(hub) as (bot, bot_cfg, wolf, wolf_cfg):
         await ensure_streams(bot.jetstream(), bot_cfg, tiers=[TIER, "other"])
         await _until_linked(fleet_jetstream(wolf, wolf_cfg))
         answered = []
@@ -265,9 +259,6 @@ async def test_through_the_link_a_wolf_reaches_no_stream_it_does_not_work_on(hub
             answered.append(subject)
         assert answered == []
         assert (await bot.jetstream().stream_info(TASKS_STREAM)).config.name == TASKS_STREAM
-    finally:
-        await wolf.close()
-        await bot.close()
 
 
 @pytest.mark.timeout(60)

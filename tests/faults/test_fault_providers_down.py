@@ -48,6 +48,15 @@ def assert_paused_once(rig: BurnRig, burn_id: str) -> None:
     ], paused
 
 
+def assert_resumed_once_after_the_pause(rig: BurnRig, burn_id: str) -> None:
+    """Once the provider answers again: the pause told once, then one "resumed" after it."""
+    assert_paused_once(rig, burn_id)
+    resumed = notices(rig, " resumed: ")
+    assert resumed == [f"Burn {burn_id} resumed: model provider fake answers again."], resumed
+    texts = [text for _, text in rig.room.messages]
+    assert texts.index(*notices(rig, " paused: ")) < texts.index(*resumed)
+
+
 def assert_nothing_done_without_its_comment(rig: BurnRig, burn_id: str) -> None:
     """What the bot holds as done has its comment on the forge, and no issue without
     one is labelled triaged: the outage marked nothing done."""
@@ -80,11 +89,7 @@ async def test_providers_down_mid_burn_then_back_lose_and_double_nothing(rig: Bu
     assert_nothing_done_without_its_comment(rig, burn_id)
     rig.model.behave(ok(triage_reply))
     await rig.wait_finished(burn_id, timeout=240)
-    assert_paused_once(rig, burn_id)
-    resumed = notices(rig, " resumed: ")
-    assert resumed == [f"Burn {burn_id} resumed: model provider fake answers again."], resumed
-    texts = [text for _, text in rig.room.messages]
-    assert texts.index(*notices(rig, " paused: ")) < texts.index(*resumed)
+    assert_resumed_once_after_the_pause(rig, burn_id)
 
     assert rig.service is not None
     progress = rig.service.store.progress(burn_id)
@@ -160,7 +165,5 @@ async def test_a_bot_restarted_mid_outage_tells_the_room_once(
         assert_paused_once(rig, burn_id)
         rig.model.behave(ok(triage_reply))
         await rig.wait_finished(burn_id, timeout=150)
-        assert_paused_once(rig, burn_id)
-        resumed = notices(rig, " resumed: ")
-        assert resumed == [f"Burn {burn_id} resumed: model provider fake answers again."], resumed
+        assert_resumed_once_after_the_pause(rig, burn_id)
         assert_each_issue_triaged_once(rig, 6)
