@@ -411,21 +411,29 @@ class Triager:
             task,
         )
         if not still_mine(self.wolf, task.task_id, [(c.id, c.body) for c in current], alive):
-            lost = self._result(
-                task, Outcome.SKIPPED, Reason.CLAIM_LOST, "claim lost before commenting"
+            # Another wolf took the claim over (it took us for dead). Put the task back rather
+            # than report a skip and ack: if that wolf then fails, the task must come round
+            # again; if it succeeds, its ack ends the task and the room sees its "done".
+            return TaskOutcome(
+                Disposition.RETRY, None, self.stale_after_s, "claim lost before commenting"
             )
-            return TaskOutcome(Disposition.ACK, lost)
         # Listed after the liveness reads above: a wolf they showed done with this task had
         # already posted its comment, so it shows here, and we must not post a second one.
         latest = await self.gitea.list_comments(owner, repo, task.issue_number)
         done = next((c for c in latest if find_task_marker(c.body) == task.task_id), None)
         if done is not None:
-            # Its wolf reports the task done; ours is a skip, so the burn counts it once.
+            # Another wolf triaged this very task meanwhile: the issue is done, and the room
+            # must read "done" whichever result reaches it first (a "skipped" here once told
+            # the room a triaged issue was not done; bench/cluster.py found it).
             await self._finish(task, latest)
-            lost = self._result(
-                task, Outcome.SKIPPED, Reason.CLAIM_LOST, "triaged by another wolf meanwhile"
+            already = self._result(
+                task,
+                Outcome.DONE,
+                Reason.ALREADY_TRIAGED,
+                "triaged by another wolf meanwhile",
+                comment_url=done.html_url,
             )
-            return TaskOutcome(Disposition.ACK, lost)
+            return TaskOutcome(Disposition.ACK, already)
         body = format_comment(check.triage, task.task_id, answer.provider, answer.model, self.wolf)
         posted = await self.gitea.create_comment(owner, repo, task.issue_number, body)
         await self._finish(task, current)

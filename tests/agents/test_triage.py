@@ -428,6 +428,32 @@ async def test_losing_a_claim_race_on_the_same_task_leaves_it_to_the_winner(env:
     assert out.disposition is Disposition.RETRY
 
 
+async def test_a_task_triaged_by_another_wolf_meanwhile_is_reported_done(env: Env) -> None:
+    """Two wolves hold one task and both win their look at the claims (the other's claim
+    came and went, or came late); the other posts its triage while ours asks the model. Ours
+    must not post a second comment, and must report the issue done, not skipped: the room
+    reads whichever result for the task arrives first (bench/cluster.py saw a "skipped")."""
+    n = env.add_issue()
+    t = task(n)
+    _fake, chain = await env.provider(ok(triage_reply))
+
+    async def other_wolf_posts_meanwhile(
+        messages: list[dict[str, str]], private: bool
+    ) -> Completion:
+        await env.client.create_comment(
+            OWNER, REPO, n, f"**Triage** by wolf-other\n\n{task_marker(t.task_id)}"
+        )
+        return await chain.complete(messages, sensitive=private)
+
+    ours = Triager("wolf-ours", env.client, other_wolf_posts_meanwhile, env.alive, None)
+    out = await ours.run(t)
+
+    assert out.disposition is Disposition.ACK
+    assert out.result is not None and out.result.outcome == "done", out.result
+    assert out.result.reason == Reason.ALREADY_TRIAGED
+    assert [find_task_marker(c) for c in env.comments(n)].count(t.task_id) == 1
+
+
 # -- limits and failures -------------------------------------------------------------------
 
 
