@@ -10,8 +10,12 @@ from fleetcore.metrics import Metrics, watch_loop_lag
 
 
 def hold_the_loop(seconds: float) -> None:
-    """What a blocking call in a handler does to every other task."""
-    time.sleep(seconds)
+    """What CPU-bound work in a handler does to every other task: the loop gets no turn
+    until it returns. Spinning on the clock, because this holds the loop on purpose; it is
+    not a wait for anything."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        pass
 
 
 async def test_a_stalled_loop_is_recorded_as_lag_under_the_name_given() -> None:
