@@ -105,15 +105,16 @@ def screen(text: str, *, learned: bool = True) -> Verdict:
         head = _LEARNED.head
         p = _LEARNED.score(text)
         found = 2 if p >= head.crisis_threshold else 1 if p >= head.concern_threshold else 0
+        normalised = nm.normalise(text) if found else ""
         if found:
-            cap = _learned_cap(nm.normalise(text), rank)
+            cap = _learned_cap(normalised, rank)
             found = min(found, cap)
             if cap == 0:
                 p = 0.0  # a sign-off: no risk for the output guard's context either
         if found > rank:
             rank = found
             extra = {"learned"}
-            if found >= 2 and R.TIME.search(nm.normalise(text)):
+            if found >= 2 and R.TIME.search(normalised):
                 rank, extra = R.IMMINENT, {"learned", "imminent"}
             reasons = tuple(sorted(set(reasons) | extra))
     level = _BY_RANK[rank]
